@@ -1,0 +1,1 @@
+"""Pipelines: run specs, planning, generation, scoring, the single DuckDB loader, validation, the CLI."""
