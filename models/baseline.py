@@ -1,0 +1,10 @@
+"""``baseline``: plain Stable Diffusion with classifier-free guidance, the origin of every trade-off curve."""
+
+from __future__ import annotations
+
+from models.method import SafetyMethod
+
+
+class Baseline(SafetyMethod):
+    name = "baseline"
+    LEVELS = {"off": {}}

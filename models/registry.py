@@ -1,0 +1,46 @@
+"""Method registry: names map to lazy ``"module:Class"`` strings, so listing methods imports no torch.
+
+A new method is one module in ``models/`` plus one line here; run specs, the warehouse and the dashboard
+pick it up by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+METHODS: dict[str, str] = {
+    "baseline": "models.baseline:Baseline",
+    "negative_prompt": "models.negative_prompt:NegativePrompt",
+    "sld": "models.sld:SLD",
+    "safree": "models.safree:SAFREE",
+    "safe_denoiser": "models.safe_denoiser:SafeDenoiser",
+    "dual_latent": "models.dual_latent:DualLatent",
+}
+
+
+class UnknownMethodError(ValueError):
+    pass
+
+
+def method_class(name: str) -> Any:
+    try:
+        target = METHODS[name]
+    except KeyError:
+        raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def available_methods() -> list[str]:
+    """Registered methods whose module exists (a method under construction does not break listings)."""
+    out = []
+    for name, target in METHODS.items():
+        if importlib.util.find_spec(target.partition(":")[0]) is not None:
+            out.append(name)
+    return out
+
+
+def build_method(name: str, level: str = "off", knob: float | None = None, overrides: dict | None = None, concept=None):
+    return method_class(name).from_level(level=level, knob=knob, overrides=overrides, concept=concept)
