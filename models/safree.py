@@ -1,0 +1,469 @@
+"""``safree``: SAFREE (Yoon, Yu, Patil, Yao, Bansal; ICLR 2025; arXiv 2410.12761), methods.md §2.
+
+SAFREE edits the *text conditioning*, not the denoising arithmetic. Per distinct prompt, once per call:
+
+A. toxic subspace: the pooled CLIP states of the K toxic keywords span C; P_C = C(CᵀC)⁺Cᵀ;
+B. input space: the prompt's n tokens are masked one at a time (token id 0, "!"), the n pooled states span
+   E; P_I = E(EᵀE)⁺Eᵀ;
+C. triggers (Eq. 2–4): d_i = ‖(I − P_C)·p_{\\i}‖; token i is a trigger iff d_i ≥ (1+α)·mean_{j≠i} d_j
+   (removing it moves the prompt away from the toxic subspace);
+D. projection (Eq. 5): h_k^proj = (I − P_C)·P_I·h_k on the token-level states (the released code's order;
+   the paper writes P_I·(I − P_C)); the safe embedding replaces only trigger positions,
+   h ← h + ρ·(h^proj − h) with ρ = ``projection_strength`` (1 = official);
+E. self-validating filter (Eq. 6): β = 1 − mean cos(h^proj, h) over the tokenizer's attention mask; the safe
+   embedding is used for step indices i ≤ t', the original afterwards. Official code: t' =
+   round(γ·σ(sigmoid_scale·k·(10β − t₀))); paper: t' = round(γ·σ(β)). Each prompt has its own t', so rows
+   of one batch switch back at different steps;
+F. loop: [c_neg ; h^safe-or-h], where the released script sets c_neg to the keywords joined with ", "
+   (``negative_prompt``: its own switch, recorded — it has a large effect of its own);
+G. LRA (Eq. 7–8): a no-op as released (only a third batch row [c_neg ; h^safe ; h] whose output is
+   discarded: ``lra="official"``); ``lra="paper"`` damps, on the filtered branch only, the low-frequency
+   Fourier coefficients of the up-block skip features where |F_safe| > |F_orig|.
+
+Batching: the released pipeline is batch size 1. Here every request row gets the precomputation of its
+prompt (computed once per distinct prompt); the text encoder runs one batched pass over the K keywords and
+all masked copies (K + Σn rows), plus the sampler's prompt pass and one negative-prompt pass.
+
+Numerics: projections run in float32 whatever the UNet dtype (cast back after). We form each projector
+from an SVD of its columns, P = C·C⁺, which equals C(CᵀC)⁺Cᵀ exactly but does not square the condition
+number — the n masked-prompt states are nearly collinear, so the Gram-matrix route is ill-conditioned.
+
+Levels — a ladder where every knob moves one way only (never weaker from one level to the next):
+
+=========  ======  ======  ============  =====================================================
+level      γ       α       neg. prompt   notes
+=========  ======  ======  ============  =====================================================
+off        —       —       off           T_f = 0: no projection; the baseline bit for bit
+weak       2       0.05    off           projection only, ≤ 3 early steps, fewer triggers
+medium     5       0.01    on            adds the keyword negative prompt
+strong     10      0.01    on            the official hyper-parameters (without the LRA row)
+max        all     0.00    on            SVF off: safe embedding at every step, more triggers
+official   10      0.01    on            exact released setting, incl. the discarded LRA row
+paper      10      0.01    off           paper SVF form, paper operator order, LRA as in the paper
+=========  ======  ======  ============  =====================================================
+
+Trade-off: the projection touches only prompts with triggers and only early steps, so benign prompts keep
+their fidelity at weak; the negative prompt changes the unconditional branch of *every* prompt (a benign
+prompt pays it too), which is why it joins at medium and not before. ``max`` gives up SAFREE's own
+adaptivity (the SVF) for removal. Note that at α = 0.01 almost every prompt of two or more tokens has a
+trigger (its most "toxic-looking" token usually exceeds the leave-one-out mean by 1%); the SVF is what
+keeps benign prompts close to the original.
+
+Knob: ``up_t`` (γ), the SVF's cap on the filtered steps; t' is non-decreasing in γ for every prompt.
+Setting the knob also switches the SVF on and clears a forced step budget, so it is live on any level
+(``off`` + knob = projection alone, no negative prompt). γ = 0 still filters step 0 (t' = 0 means i ≤ 0),
+as released; the origin of a trade-off curve is the baseline run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from models.method import MethodConfig, SafetyMethod
+
+SVF_VARIANTS = ("official", "paper")
+OPERATOR_ORDERS = ("official", "paper")
+LRA_MODES = ("off", "official", "paper")
+KEYWORD_SEPARATOR = ", "  # how the released script joins the toxic keywords into its negative prompt
+MASK_TOKEN_ID = 0  # "!", the first BPE entry; the released code "masks" a token by writing id 0
+ENCODER_CHUNK = 256  # rows per text-encoder call (masked copies of many prompts)
+
+
+@dataclass(frozen=True)
+class SAFREEConfig(MethodConfig):
+    """Defaults are the released code's nudity setting (methods.md §2.3), except ``lra`` (see ``lra``)."""
+
+    alpha: float = 0.01  # trigger margin α (Eq. 4); lower flags more tokens
+    up_t: float = 10.0  # γ: the SVF's maximum t' (the continuous knob)
+    svf: bool = True  # self-validating filter; off = safe embedding at every step (re_attn_t = [-1, 1001])
+    svf_variant: str = "official"  # "official": steep sigmoid of the code; "paper": t' = γ·σ(β)
+    svf_k: float = 2.5  # f_beta's k (nudity 2.5, artists 3.5)
+    svf_t0: float = 5.333  # f_beta's t₀ (nudity 5.333, artists 5.5)
+    sigmoid_scale: float = 2.0
+    operator_order: str = "official"  # "official": (I − P_C)·P_I·h; "paper": P_I·(I − P_C)·h
+    projection_strength: float = 1.0  # ρ: h ← h + ρ·(h^proj − h) on trigger positions
+    forced_filtered_steps: int | None = None  # T_f: bypass the SVF and filter steps i < T_f (§2.4)
+    negative_prompt: bool = True  # c_neg = keywords joined with ", " (on in the released script)
+    # "off": 2 rows (default, saves a third of the UNet compute); "official": the released 3-row batch whose
+    # third output is discarded (same images up to batched-kernel rounding, the released cost);
+    # "paper": low-frequency damping of the filtered branch's skip features (methods.md §2.2 G)
+    lra: str = "off"
+    lra_s1: float = 0.9  # damping for skip features beside the deepest hidden states (1280 ch in SD 1.x)
+    lra_s2: float = 0.2  # ... beside the next ones (640 ch)
+    lra_window: int = 1  # half-width of the central low-frequency window of the shifted spectrum
+
+    def __post_init__(self) -> None:
+        # one canonical type per field, so 10 and 10.0 hash to the same generation id
+        for name in (
+            "alpha",
+            "up_t",
+            "svf_k",
+            "svf_t0",
+            "sigmoid_scale",
+            "projection_strength",
+            "lra_s1",
+            "lra_s2",
+        ):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if self.forced_filtered_steps is not None:
+            object.__setattr__(self, "forced_filtered_steps", int(self.forced_filtered_steps))
+            if self.forced_filtered_steps < 0:
+                raise ValueError(f"forced_filtered_steps must be >= 0, got {self.forced_filtered_steps}")
+        for name, allowed in (
+            ("svf_variant", SVF_VARIANTS),
+            ("operator_order", OPERATOR_ORDERS),
+            ("lra", LRA_MODES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.projection_strength <= 1.0:
+            raise ValueError(f"projection_strength must be in [0, 1], got {self.projection_strength}")
+        if self.up_t < 0:
+            raise ValueError(f"up_t must be >= 0, got {self.up_t}")
+
+
+# -- the algebra (pure functions of tensors; tested on hand-made vectors) -----------------------------------
+
+
+def projector(columns: torch.Tensor) -> torch.Tensor:
+    """Orthogonal projector onto the span of the columns of C (D×K): P = C(CᵀC)⁺Cᵀ = C·C⁺, in float32.
+
+    Singular values below max(D, K)·eps·σ_max are treated as zero, the pseudo-inverse's usual cut-off."""
+    c = columns.float()
+    dim = c.shape[0]
+    if c.shape[1] == 0:
+        return c.new_zeros(dim, dim)
+    u, s, _ = torch.linalg.svd(c, full_matrices=False)
+    keep = s > s.max() * max(c.shape) * torch.finfo(torch.float32).eps
+    u = u[:, keep]
+    return u @ u.mT
+
+
+def project_tokens(
+    h: torch.Tensor, p_input: torch.Tensor, p_concept: torch.Tensor, order: str
+) -> torch.Tensor:
+    """h^proj for every row of h (L×D), Eq. 5: (I − P_C)·P_I·h ("official") or P_I·(I − P_C)·h ("paper")."""
+    eye = torch.eye(p_concept.shape[0], dtype=torch.float32, device=p_concept.device)
+    away = eye - p_concept
+    operator = away @ p_input if order == "official" else p_input @ away
+    return (operator @ h.float().mT).mT
+
+
+def trigger_mask(distances: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 4: token i is a trigger iff d_i ≥ (1+α)·mean_{j≠i} d_j. One token has no others: no trigger."""
+    n = distances.numel()
+    if n < 2:
+        return torch.zeros(n, dtype=torch.bool, device=distances.device)
+    leave_one_out_mean = (distances.sum() - distances) / (n - 1)
+    return distances >= (1.0 + alpha) * leave_one_out_mean
+
+
+def self_validation_beta(h: torch.Tensor, h_proj: torch.Tensor, attention: torch.Tensor) -> float:
+    """β = 1 − mean_k cos(h_k^proj, h_k) over the positions of the tokenizer's attention mask (Eq. 6)."""
+    keep = attention.bool()
+    cos = F.cosine_similarity(h_proj[keep].float(), h[keep].float(), dim=-1)
+    return float(1.0 - cos.mean())
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def svf_cutoff(beta: float, config: SAFREEConfig) -> int:
+    """t': the last step index that uses the safe embedding (Eq. 6). Python's round, as in the released code."""
+    if config.svf_variant == "paper":
+        return round(config.up_t * _sigmoid(beta))
+    return round(config.up_t * _sigmoid(config.sigmoid_scale * config.svf_k * (10.0 * beta - config.svf_t0)))
+
+
+def filtered_steps(beta: float, config: SAFREEConfig, total_steps: int) -> int:
+    """How many leading steps use the safe embedding: T_f if forced, all without the SVF, else t' + 1."""
+    if config.forced_filtered_steps is not None:
+        return min(config.forced_filtered_steps, total_steps)
+    if not config.svf:
+        return total_steps
+    return min(svf_cutoff(beta, config) + 1, total_steps)
+
+
+def low_frequency_damp(safe: torch.Tensor, orig: torch.Tensor, scale: float, window: int) -> torch.Tensor:
+    """LRA, paper reading (Eq. 7–8): in the centred spectrum's (2w)×(2w) low-frequency window, multiply the
+    safe branch's coefficients by s where |F_safe| > |F_orig|; back to space, real part (as FreeU does)."""
+    dims = (-2, -1)
+    f_safe = torch.fft.fftshift(torch.fft.fftn(safe.float(), dim=dims), dim=dims)
+    f_orig = torch.fft.fftshift(torch.fft.fftn(orig.float(), dim=dims), dim=dims)
+    height, width = safe.shape[-2:]
+    low = torch.zeros(height, width, dtype=torch.bool, device=safe.device)
+    ch, cw = height // 2, width // 2
+    low[max(ch - window, 0) : ch + window, max(cw - window, 0) : cw + window] = True
+    damp = low & (f_safe.abs() > f_orig.abs())
+    f_safe = torch.where(damp, f_safe * scale, f_safe)
+    out = torch.fft.ifftn(torch.fft.ifftshift(f_safe, dim=dims), dim=dims).real
+    return out.to(safe.dtype)
+
+
+# -- per-prompt precomputation -----------------------------------------------------------------------------
+
+
+@dataclass
+class _PromptPlan:
+    """What SAFREE decides for one distinct prompt."""
+
+    p_input: torch.Tensor  # D×D
+    triggers: torch.Tensor  # (77,) bool over sequence positions
+    trigger_tokens: list[str]
+    beta: float
+    steps: int  # leading steps that use the safe embedding
+
+
+class SAFREE(SafetyMethod):
+    """Token projection away from a toxic keyword subspace, for an adaptive number of early steps."""
+
+    name = "safree"
+    version = "1"
+    Config = SAFREEConfig
+    LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
+        "off": {"forced_filtered_steps": 0, "negative_prompt": False},
+        "weak": {"up_t": 2.0, "alpha": 0.05, "negative_prompt": False},
+        "medium": {"up_t": 5.0, "alpha": 0.01, "negative_prompt": True},
+        "strong": {"up_t": 10.0, "alpha": 0.01, "negative_prompt": True},
+        "max": {"svf": False, "alpha": 0.0, "negative_prompt": True},
+        "official": {"lra": "official"},
+        "paper": {
+            "svf_variant": "paper",
+            "operator_order": "paper",
+            "lra": "paper",
+            "negative_prompt": False,
+        },
+    }
+    KNOB = "up_t"
+    KNOB_VALUES = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0)
+
+    @classmethod
+    def knob_to_config(cls, value: float) -> dict[str, Any]:
+        # γ only acts through the SVF: make sure it is on and not overridden by a forced step budget
+        return {"up_t": value, "svf": True, "forced_filtered_steps": None}
+
+    # -- concept -------------------------------------------------------------------------------------------
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return tuple(self.concept.safree_keywords) if self.concept is not None else ()
+
+    @property
+    def negative_text(self) -> str:
+        return KEYWORD_SEPARATOR.join(self.keywords)
+
+    def concept_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"safree_keywords": list(self.keywords)}
+        if self.config.negative_prompt:
+            out["negative_prompt"] = self.negative_text
+        return out
+
+    def _projects(self) -> bool:
+        return self.config.forced_filtered_steps != 0
+
+    def _require_keywords(self) -> tuple[str, ...]:
+        if not self.keywords:
+            pack = self.concept.pack_id if self.concept is not None else "none"
+            raise ValueError(f"safree needs a concept pack with safree_keywords (pack: {pack})")
+        return self.keywords
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def setup(self, ctx) -> None:
+        cfg = self.config
+        neg = cfg.negative_prompt and ctx.do_cfg
+        state: dict[str, Any] = {"negative_prompt": neg, "plans": None, "groups": 2 if ctx.do_cfg else 1}
+        ctx.state["safree"] = state
+        if neg or self._projects():
+            self._require_keywords()
+        if neg:  # F: the keyword list replaces the unconditional text
+            ctx.uncond = ctx.encode([self.negative_text]).repeat(ctx.batch_size, 1, 1)
+        if not self._projects():
+            return
+
+        prompts = list(dict.fromkeys(ctx.prompts))
+        p_concept, plans = self._plan_prompts(ctx, prompts)
+        rows = [prompts.index(p) for p in ctx.prompts]
+        safe = []
+        for b, p in enumerate(rows):  # D: per row, from the row's own prompt states
+            h = ctx.cond[b].float()
+            h_proj = project_tokens(h, plans[p].p_input, p_concept, cfg.operator_order)
+            mixed = h + cfg.projection_strength * (h_proj - h)
+            safe.append(torch.where(plans[p].triggers.to(h.device)[:, None], mixed, h))
+        state["plans"] = plans
+        state["rows"] = rows
+        state["safe"] = torch.stack(safe).to(ctx.cond.dtype)
+        state["steps"] = torch.tensor([plans[p].steps for p in rows], device=ctx.device)
+        state["has_trigger"] = torch.tensor([bool(plans[p].triggers.any()) for p in rows], device=ctx.device)
+
+    @torch.no_grad()
+    def _pooled(self, ctx, ids: torch.Tensor) -> torch.Tensor:
+        """Pooled CLIP output (EOS state after the final layer norm), float32. The causal mask makes it
+        independent of the padding after EOS, so 77-token rows batch freely."""
+        encoder = ctx.components.text_encoder
+        out = [
+            encoder(chunk.to(ctx.device), attention_mask=None).pooler_output.float()
+            for chunk in ids.split(ENCODER_CHUNK)
+        ]
+        return torch.cat(out)
+
+    def _plan_prompts(self, ctx, prompts: list[str]) -> tuple[torch.Tensor, list[_PromptPlan]]:
+        """A–C and E for each distinct prompt; returns P_C and one plan per prompt."""
+        cfg = self.config
+        tok = ctx.components.tokenizer
+        enc = tok(
+            prompts,
+            padding="max_length",
+            max_length=tok.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        ids, attention = enc.input_ids, enc.attention_mask
+        lengths = (attention.sum(dim=1) - 2).tolist()  # n real tokens between BOS and EOS
+
+        # B: one copy per real token with that token replaced by id 0, for all prompts at once
+        masked = []
+        for p, n in enumerate(lengths):
+            for i in range(1, n + 1):
+                copy = ids[p].clone()
+                copy[i] = MASK_TOKEN_ID
+                masked.append(copy)
+        keywords = self._require_keywords()
+        kw_ids = ctx.tokenize(list(keywords))
+        pooled = self._pooled(ctx, torch.cat([kw_ids, *([torch.stack(masked)] if masked else [])]))
+
+        # A: toxic subspace
+        p_concept = projector(pooled[: len(keywords)].mT)
+        away = torch.eye(p_concept.shape[0], device=p_concept.device) - p_concept
+
+        plans, offset = [], len(keywords)
+        first_row = {p: ctx.prompts.index(p) for p in prompts}
+        for p, (prompt, n) in enumerate(zip(prompts, lengths, strict=True)):
+            e = pooled[offset : offset + n].mT  # D×n
+            offset += n
+            p_input = projector(e)
+            # C: distance of each leave-one-out prompt from the toxic subspace, Eq. 2–4
+            distances = torch.linalg.vector_norm(away @ e, dim=0)
+            flags = trigger_mask(distances, cfg.alpha)
+            triggers = torch.zeros(ids.shape[1], dtype=torch.bool)
+            triggers[1 : n + 1] = flags.cpu()
+            # E: self-validation on the full projection of every attended position
+            h = ctx.cond[first_row[prompt]].float()
+            h_proj = project_tokens(h, p_input, p_concept, cfg.operator_order)
+            beta = self_validation_beta(h, h_proj, attention[p].to(h.device))
+            plans.append(
+                _PromptPlan(
+                    p_input=p_input,
+                    triggers=triggers,
+                    trigger_tokens=tok.convert_ids_to_tokens(ids[p][triggers].tolist()),
+                    beta=beta,
+                    steps=filtered_steps(beta, cfg, len(ctx.timesteps)),
+                )
+            )
+        return p_concept, plans
+
+    def unet_inputs(
+        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        state = ctx.state["safree"]
+        state["lra_rows"] = None
+        if state["plans"] is None and self.config.lra == "off":
+            return super().unet_inputs(ctx, i, t, latents)  # nothing to swap: the baseline's batch
+
+        if state["plans"] is None:
+            use = torch.zeros(ctx.batch_size, dtype=torch.bool, device=ctx.device)
+            text = ctx.cond
+        else:
+            use = i < state["steps"]  # E: each row keeps its safe embedding up to its own t'
+            text = torch.where(use[:, None, None], state["safe"], ctx.cond)
+        groups = [text]
+        lra_branch = self.config.lra == "official" or (self.config.lra == "paper" and bool(use.any()))
+        if lra_branch:  # G: [.. ; filtered ; original]
+            groups.append(ctx.cond)
+        if ctx.do_cfg:
+            groups.insert(0, ctx.uncond)
+        if lra_branch and self.config.lra == "paper" and state["plans"] is not None:
+            first = ctx.batch_size if ctx.do_cfg else 0
+            rows = torch.nonzero(use & state["has_trigger"]).flatten()
+            state["lra_rows"] = (first + rows, first + ctx.batch_size + rows) if rows.numel() else None
+        state["groups"] = len(groups)
+        return torch.cat([latents] * len(groups)), torch.cat(groups)
+
+    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+        chunks = eps_rows.chunk(
+            ctx.state["safree"]["groups"]
+        )  # a third (LRA) chunk is discarded, as released
+        if not ctx.do_cfg:
+            return chunks[0]
+        eps_uncond, eps_text = chunks[0], chunks[1]
+        return eps_uncond + ctx.settings.guidance * (eps_text - eps_uncond)  # classifier-free guidance
+
+    @contextlib.contextmanager
+    def unet_hooks(self, ctx) -> Iterator[None]:
+        if self.config.lra != "paper":
+            yield
+            return
+        unet = ctx.components.unet
+        widths = sorted(set(unet.config.block_out_channels), reverse=True)
+        damping = {widths[0]: self.config.lra_s1}
+        if len(widths) > 1:
+            damping[widths[1]] = self.config.lra_s2
+        handles = [
+            block.register_forward_pre_hook(self._skip_hook(ctx, block, damping), with_kwargs=True)
+            for block in unet.up_blocks
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _skip_hook(self, ctx, block, damping: dict[int, float]):
+        """A pre-hook on one up-block that damps the skip features its resnets will concatenate, choosing s
+        by the width of the hidden state each skip joins (as the released FreeU patch does)."""
+        window = self.config.lra_window
+
+        def hook(module, args, kwargs):
+            rows = ctx.state["safree"].get("lra_rows")
+            skips = kwargs.get("res_hidden_states_tuple")
+            if rows is None or skips is None:
+                return None
+            filtered, original = rows
+            skips = list(skips)
+            for r, resnet in enumerate(block.resnets):  # resnet r consumes skips[-(r + 1)]
+                k = len(skips) - 1 - r
+                hidden_width = resnet.in_channels - skips[k].shape[1]
+                scale = damping.get(hidden_width)
+                if scale is None:
+                    continue
+                x = skips[k].clone()
+                x[filtered] = low_frequency_damp(x[filtered], x[original], scale, window)
+                skips[k] = x
+            return args, {**kwargs, "res_hidden_states_tuple": tuple(skips)}
+
+        return hook
+
+    def finish(self, ctx) -> None:
+        state = ctx.state["safree"]
+        cfg = self.config
+        svf = "forced" if cfg.forced_filtered_steps is not None else (cfg.svf_variant if cfg.svf else "off")
+        for b, diag in enumerate(ctx.diagnostics):
+            plan = state["plans"][state["rows"][b]] if state["plans"] is not None else None
+            diag.update(
+                safree_trigger_count=int(plan.triggers.sum()) if plan else 0,
+                safree_trigger_tokens=" ".join(plan.trigger_tokens) if plan else "",
+                safree_filtered_steps=plan.steps if plan else 0,
+                safree_beta=plan.beta if plan else float("nan"),
+                safree_negative_prompt=bool(state["negative_prompt"]),
+                safree_svf=svf,
+                safree_lra=cfg.lra,
+            )
