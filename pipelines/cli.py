@@ -1,0 +1,247 @@
+"""``safeaudit``: the command line. Every failure a user can cause prints one line and exits 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+toy_app = typer.Typer(no_args_is_help=True, help="The toy world: a tiny model where red is the unsafe concept.")
+app.add_typer(toy_app, name="toy")
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_WAREHOUSE = "warehouse/safeaudit.duckdb"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from models.components import ModelLoadError
+    from models.concepts import ConceptPackError
+    from pipelines.prompts import PromptFileError
+    from pipelines.runspec import RunSpecError
+    from pipelines.scorers import ScorerError
+    from pipelines.warehouse import WarehouseError
+
+    return (RunSpecError, PromptFileError, ModelLoadError, ConceptPackError, WarehouseError, ScorerError, ValueError)
+
+
+def _fail(exc: BaseException) -> None:
+    err.print(f"[bold red]error:[/] {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _guard(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except _user_errors() as exc:
+        _fail(exc)
+    except Exception as exc:  # duckdb errors and the like: still one line, no traceback
+        import duckdb
+
+        if isinstance(exc, duckdb.Error):
+            _fail(exc)
+        raise
+
+
+def print_table(rows: list[dict] | list[tuple], columns: list[str], title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(str(c), overflow="fold")
+    for r in rows:
+        values = r.values() if isinstance(r, dict) else r
+        table.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in values])
+    console.print(table)
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="run spec YAML")],
+    tag: Annotated[str | None, typer.Option(help="run tag (e.g. a nightly date): a new run that reuses images")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+):
+    """Plan, generate, score and load one audit; resumable (re-run after a crash to finish)."""
+    from pipelines.runner import run_audit
+
+    summary = _guard(run_audit, spec, quiet=quiet, overrides={"tag": tag} if tag else None)
+    print_table([(k, v) for k, v in summary.items()], ["audit", "value"])
+    _summary_table(summary["warehouse"], summary["run_id"])
+
+
+def _summary_table(warehouse: str, run_id: str) -> None:
+    from pipelines.warehouse import reader
+
+    con = reader(warehouse)
+    try:
+        rows = con.execute(
+            "SELECT method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
+            "round(avg(wall_s) FILTER (WHERE NOT reused), 4) AS s_per_image "
+            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY method, level",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    print_table(rows, ["method", "level", "images", "reused", "s/image"], title=f"run {run_id}")
+    console.print(f"warehouse: {Path(warehouse).resolve()}")
+
+
+@app.command()
+def plan(spec: Path):
+    """Expand a run spec into batches (writes plan.json and batch specs); prints the run id."""
+    from pipelines.plan import plan_run
+    from pipelines.runspec import load_spec
+
+    p = _guard(lambda: plan_run(load_spec(spec)))
+    console.print(json.dumps({k: p[k] for k in ("run_id", "n_expected", "n_reused")} | {"batches": len(p["batch_ids"])}))
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="output PNG")],
+    prompt: Annotated[str, typer.Option()] = "a red circle",
+    model: Annotated[str, typer.Option()] = "builtin:toy",
+    method: Annotated[str, typer.Option()] = "baseline",
+    level: Annotated[str, typer.Option()] = "off",
+    knob: Annotated[float | None, typer.Option(help="continuous strength knob value (overrides level)")] = None,
+    concept: Annotated[str, typer.Option(help="concept pack")] = "toy",
+    seed: Annotated[int, typer.Option()] = 0,
+    steps: Annotated[int, typer.Option()] = 20,
+    size: Annotated[int, typer.Option()] = 64,
+    scheduler: Annotated[str, typer.Option()] = "ddim",
+    guidance: Annotated[float, typer.Option()] = 7.5,
+    dtype: Annotated[str, typer.Option()] = "float32",
+    device: Annotated[str, typer.Option()] = "cpu",
+):
+    """Generate one image with one method and level."""
+
+    def go():
+        from PIL import Image
+
+        from models.components import load_components
+        from models.concepts import load_pack
+        from models.registry import build_method
+        from models.sampler import Request, SamplerSettings
+        from models.sampler import sample as run_sample
+
+        m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
+        settings = SamplerSettings(scheduler=scheduler, steps=steps, guidance=guidance, height=size, width=size)
+        if scheduler not in __import__("models.sampler", fromlist=["SCHEDULERS"]).SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}")
+        components = load_components(model, dtype=dtype, device=device)
+        result = run_sample(components, [Request(prompt, seed)], method=m, settings=settings)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(result.images[0]).save(out)
+        return result.diagnostics[0]
+
+    diag = _guard(go)
+    console.print(f"wrote {out}  {json.dumps(diag, default=float)}")
+
+
+@app.command("tiny-model")
+def tiny_model(out_dir: Path, seed: int = 0):
+    """Write a tiny random Stable-Diffusion-architecture pipeline folder (real CLIP tokenizer)."""
+    from models.components import write_tiny_model
+
+    write_tiny_model(out_dir, seed=seed)
+    console.print(f"wrote {out_dir} (load with StableDiffusionPipeline.from_pretrained or model: {out_dir})")
+
+
+@app.command()
+def sql(
+    query: str,
+    warehouse: Annotated[str, typer.Option(help="warehouse file")] = DEFAULT_WAREHOUSE,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+):
+    """Run a read-only query on the warehouse's read snapshot and print the result."""
+
+    def go():
+        from pipelines.warehouse import reader
+
+        con = reader(warehouse)
+        try:
+            rel = con.sql(query)
+            if rel is None:
+                return [], []
+            return rel.columns, rel.fetchall()
+        finally:
+            con.close()
+
+    columns, rows = _guard(go)
+    if fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    elif fmt == "json":
+        console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    else:
+        print_table(rows, columns)
+
+
+@app.command()
+def runs(warehouse: Annotated[str, typer.Option()] = DEFAULT_WAREHOUSE):
+    """List runs with their counts and status."""
+
+    def go():
+        from pipelines.warehouse import reader
+
+        con = reader(warehouse)
+        try:
+            return con.execute(
+                "SELECT r.run_id, r.tag, r.status, r.planned_at, r.n_expected, count(g.generation_id), "
+                "count(g.generation_id) FILTER (WHERE g.reused) "
+                "FROM runs r LEFT JOIN generations g USING (run_id) GROUP BY ALL ORDER BY r.planned_at"
+            ).fetchall()
+        finally:
+            con.close()
+
+    print_table(_guard(go), ["run_id", "tag", "status", "planned_at", "expected", "generations", "reused"])
+
+
+@app.command()
+def methods():
+    """List safety methods with their levels, knob and defaults."""
+    from models.registry import available_methods, method_class
+
+    rows = []
+    for name in available_methods():
+        d = method_class(name).describe()
+        rows.append([name + (" (provisional)" if d["provisional"] else ""), ", ".join(d["levels"]), d["knob"] or "",
+                     ", ".join(f"{v:g}" for v in d["knob_values"]), json.dumps(d["defaults"], default=str)])
+    print_table(rows, ["method", "levels", "knob", "knob sweep", "defaults"])
+
+
+@app.command()
+def load(run_id: str, artifacts: str = "artifacts", warehouse: str | None = None):
+    """Load a run's finished batches into the warehouse (the only writer)."""
+    from pipelines.load import load_run
+
+    console.print(json.dumps(_guard(load_run, artifacts, run_id, warehouse)))
+
+
+@toy_app.command("train")
+def toy_train(
+    out: Annotated[Path, typer.Option(help="output folder (diffusers layout)")] = Path("models/toy/weights"),
+    seed: int = 0,
+    work: Annotated[Path, typer.Option(help="checkpoints and logs")] = Path(".cache/toy-train"),
+):
+    """Train the toy model from scratch (resumes from checkpoints in --work)."""
+    from models.toy import train as toy
+
+    _guard(toy.main, ["--out", str(out), "--seed", str(seed), "--work", str(work)])
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

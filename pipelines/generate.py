@@ -1,0 +1,201 @@
+"""Generate one batch: sample its images, write PNGs, ``generations.parquet`` and, last, ``manifest.json``.
+
+Idempotent and retry-safe: a batch whose manifest exists is skipped; a batch that crashed half way has no
+manifest and is generated again from the start (its partial files are overwritten atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.storage import Store, decode_png, png_bytes, read_uri_bytes, sha256, thumbnail_bytes
+from pipelines.warehouse import now
+
+GENERATION_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("batch_id", pa.string()),
+        ("generation_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt", pa.string()),
+        ("seed", pa.int64()),
+        ("image_index", pa.int32()),
+        ("method", pa.string()),
+        ("method_label", pa.string()),
+        ("level", pa.string()),
+        ("knob", pa.float64()),
+        ("method_config", pa.string()),
+        ("config_hash", pa.string()),
+        ("concept_pack", pa.string()),
+        ("scheduler", pa.string()),
+        ("steps", pa.int32()),
+        ("guidance", pa.float64()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("model_id", pa.string()),
+        ("model_revision", pa.string()),
+        ("dtype", pa.string()),
+        ("packages", pa.string()),
+        ("image_uri", pa.string()),
+        ("image_sha256", pa.string()),
+        ("thumbnail", pa.binary()),
+        ("baseline_generation_id", pa.string()),
+        ("reused", pa.bool_()),
+        ("wall_s", pa.float64()),
+        ("diagnostics", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in ("torch", "diffusers", "transformers", "safeaudit"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+@lru_cache(maxsize=2)
+def cached_components(model_id: str, revision: str | None, dtype: str, device: str):
+    """One load per worker process and model: tasks in the same process share the components."""
+    from models.components import load_components
+
+    return load_components(model_id, revision=revision, dtype=dtype, device=device)
+
+
+def batch_paths(store: Store, run_id: str, batch_id: str) -> dict[str, str]:
+    d = store.batch_dir(run_id, batch_id)
+    return {
+        "spec": store.path(run_id, "batches", f"{batch_id}.json"),
+        "dir": d,
+        "generations": f"{d}/generations.parquet",
+        "manifest": f"{d}/manifest.json",
+        "scores": f"{d}/scores.parquet",
+        "scores_manifest": f"{d}/scores_manifest.json",
+    }
+
+
+def generate_batch(artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None) -> dict[str, Any]:
+    """Generate one batch; return its manifest (small dict, safe for XCom)."""
+    store = Store(artifacts)
+    paths = batch_paths(store, run_id, batch_id)
+    if store.exists(paths["manifest"]):
+        manifest = store.read_json(paths["manifest"])
+        manifest["skipped"] = True
+        return manifest
+
+    batch = store.read_json(paths["spec"])
+    plan = store.read_json(store.path(run_id, "plan.json"))
+    spec = plan["spec"]
+    started = time.perf_counter()
+
+    todo = [i for i in batch["items"] if not i.get("reuse")]
+    results: dict[str, dict[str, Any]] = {}
+    if todo:
+        from models.concepts import load_pack
+        from models.registry import build_method
+        from models.sampler import Request, SamplerSettings, sample
+
+        m = spec["model"]
+        components = cached_components(m["id"], m["revision"], m["dtype"], m["device"])
+        pack = load_pack(spec["concept"])
+        level = "off" if batch["knob"] is not None else batch["level"]
+        method = build_method(batch["method"], level=level, knob=batch["knob"], overrides=batch["overrides"], concept=pack)
+        settings = SamplerSettings(**spec["sampler"])
+        size = micro_batch or spec["batch_size"]
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            t0 = time.perf_counter()
+            out = sample(components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings)
+            per_image = (time.perf_counter() - t0) / len(chunk)
+            for item, image, diag in zip(chunk, out.images, out.diagnostics, strict=True):
+                data = png_bytes(image)
+                store.write_bytes(f"{paths['dir']}/images/{item['generation_id']}.png", data)
+                results[item["generation_id"]] = {
+                    "image_uri": store.uri(run_id, batch_id, "images", f"{item['generation_id']}.png"),
+                    "image_sha256": sha256(data),
+                    "thumbnail": thumbnail_bytes(image),
+                    "wall_s": per_image,
+                    "diagnostics": diag,
+                }
+            if progress is not None:
+                progress(len(chunk))
+
+    rows = []
+    created = now()
+    packages = json.dumps(package_versions(), sort_keys=True)
+    for item in batch["items"]:
+        gid = item["generation_id"]
+        if item.get("reuse"):
+            data = read_uri_bytes(item["reuse"]["image_uri"])
+            res = {
+                **item["reuse"],
+                "thumbnail": thumbnail_bytes(decode_png(data)),
+                "wall_s": 0.0,
+                "diagnostics": {},
+            }
+            if progress is not None:
+                progress(1)
+        else:
+            res = results[gid]
+        rows.append(
+            {
+                "run_id": run_id,
+                "batch_id": batch_id,
+                "generation_id": gid,
+                "prompt_id": item["prompt_id"],
+                "prompt": item["prompt"],
+                "seed": item["seed"],
+                "image_index": item["image_index"],
+                "method": batch["method"],
+                "method_label": batch["method_label"],
+                "level": batch["level"],
+                "knob": batch["knob"],
+                "method_config": json.dumps(batch["method_config"], sort_keys=True),
+                "config_hash": batch["config_hash"],
+                "concept_pack": plan["concept_pack"],
+                "scheduler": spec["sampler"]["scheduler"],
+                "steps": spec["sampler"]["steps"],
+                "guidance": spec["sampler"]["guidance"],
+                "height": spec["sampler"]["height"],
+                "width": spec["sampler"]["width"],
+                "model_id": spec["model"]["id"],
+                "model_revision": spec["model"]["revision"],
+                "dtype": spec["model"]["dtype"],
+                "packages": packages,
+                "image_uri": res["image_uri"],
+                "image_sha256": res["image_sha256"],
+                "thumbnail": res["thumbnail"],
+                "baseline_generation_id": item["baseline_generation_id"],
+                "reused": bool(item.get("reuse")),
+                "wall_s": res["wall_s"],
+                "diagnostics": json.dumps(res["diagnostics"], sort_keys=True, default=float),
+                "created_at": created,
+            }
+        )
+    store.write_table(paths["generations"], pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA))
+    manifest = {
+        "run_id": run_id,
+        "batch_id": batch_id,
+        "method": batch["method"],
+        "level": batch["level"],
+        "n_items": len(batch["items"]),
+        "n_generated": len(todo),
+        "n_reused": len(batch["items"]) - len(todo),
+        "wall_s": round(time.perf_counter() - started, 4),
+        "worker": platform.node(),
+        "finished_at": now().isoformat(),
+    }
+    store.write_json(paths["manifest"], manifest)  # last: marks the batch done
+    manifest["skipped"] = False
+    return manifest

@@ -1,0 +1,242 @@
+"""Expand a run spec into small batch specs, deterministically.
+
+    spec ─▶ prompts × images per prompt ─▶ × method points (method, level | knob value) ─▶ batches
+
+Each item gets its ``generation_id``: a content hash of everything that determines the image (model id,
+revision and dtype; sampler settings; the method's resolved config, which records what it read from the
+concept pack; the prompt text; the seed). An item whose generation id is already in the warehouse with its
+image still in the store is *reused*, not regenerated: that is what makes nightly audits incremental.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.prompts import Prompt, load_prompt_set
+from pipelines.runspec import RunSpec, run_id_for, spec_hash
+from pipelines.storage import Store
+
+SAMPLER_VERSION = "1"  # bump when the shared loop changes what an image is
+
+
+@dataclass(frozen=True)
+class MethodPoint:
+    method: str
+    label: str | None
+    level: str
+    knob: float | None
+    overrides: tuple[tuple[str, Any], ...]
+
+    @property
+    def key(self) -> str:
+        name = self.method if not self.label else f"{self.method}.{self.label}"
+        point = self.level if self.knob is None else f"knob{self.knob:g}"
+        return f"{name}-{point}"
+
+
+def method_points(spec: RunSpec) -> list[MethodPoint]:
+    points = []
+    for m in spec.methods:
+        ov = tuple(sorted(m.overrides.items()))
+        points += [MethodPoint(m.name, m.label, lvl, None, ov) for lvl in m.levels]
+        points += [MethodPoint(m.name, m.label, "knob", float(k), ov) for k in m.knob]
+    return points
+
+
+def build_point(point: MethodPoint, concept):
+    from models.registry import build_method
+
+    level = "off" if point.knob is not None and point.level == "knob" else point.level
+    return build_method(point.method, level=level, knob=point.knob, overrides=dict(point.overrides), concept=concept)
+
+
+def generation_id(spec: RunSpec, resolved_method: dict[str, Any], prompt: str, seed: int) -> str:
+    blob = {
+        "model": {"id": _model_key(spec), "revision": spec.model.revision, "dtype": spec.model.dtype},
+        "sampler": spec.sampler.model_dump(mode="json"),
+        "sampler_version": SAMPLER_VERSION,
+        "method": resolved_method,
+        "prompt": prompt,
+        "seed": int(seed),
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _model_key(spec: RunSpec) -> str:
+    from models.components import resolve_model
+
+    mid = spec.model.id
+    if mid.startswith("builtin:") or "/" not in mid or not Path(mid).exists():
+        return mid
+    return resolve_model(mid)[0]
+
+
+def load_prompts(spec: RunSpec, concept_name: str) -> list[Prompt]:
+    out: list[Prompt] = []
+    for ps in spec.prompt_sets:
+        out += load_prompt_set(ps, default_concept=concept_name)
+    return out
+
+
+def seeds_for(spec: RunSpec, prompt: Prompt) -> list[int]:
+    if spec.seeds is not None:
+        return [int(s) for s in spec.seeds][: max(spec.images_per_prompt, len(spec.seeds))]
+    base = prompt.seed if prompt.seed is not None else spec.default_seed
+    return [int(base) + k for k in range(spec.images_per_prompt)]
+
+
+def existing_generations(warehouse: str | Path, ids: list[str]) -> dict[str, dict[str, str]]:
+    """Generation ids already stored, with their image uri and sha256 (read from the read snapshot)."""
+    from pipelines.warehouse import WarehouseError, reader
+
+    if not ids:
+        return {}
+    try:
+        con = reader(warehouse)
+    except WarehouseError:
+        return {}
+    try:
+        import pyarrow as pa
+
+        con.register("wanted", pa.table({"generation_id": sorted(set(ids))}))
+        rows = con.sql(
+            "SELECT g.generation_id, any_value(g.image_uri), any_value(g.image_sha256) "
+            "FROM generations g JOIN wanted USING (generation_id) GROUP BY g.generation_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {gid: {"image_uri": uri, "image_sha256": sha} for gid, uri, sha in rows}
+
+
+def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
+    """Write plan.json and one batch spec per batch; return the plan (small dicts only)."""
+    from models.concepts import load_pack
+
+    pack = load_pack(spec.concept)
+    prompts = load_prompts(spec, pack.name)
+    data_hashes = sorted({p.source_sha256 for p in prompts if p.source_sha256})
+    run_id = run_id_for(spec, {"data": data_hashes, "pack": pack.content_hash, "sampler": SAMPLER_VERSION})
+    store = Store(spec.output.artifacts)
+
+    points = method_points(spec)
+    baseline_cfg = build_point(MethodPoint("baseline", None, "off", None, ()), None).resolved_config()
+    roles = {ps.name: ps.role for ps in spec.prompt_sets}
+
+    batches: list[dict[str, Any]] = []
+    images: dict[str, str] = {}
+    all_items: list[dict[str, Any]] = []
+    for point in points:
+        method = build_point(point, pack)
+        resolved = method.resolved_config()
+        seen: set[str] = set()
+        items = []
+        for p in prompts:
+            for k, seed in enumerate(seeds_for(spec, p)):
+                gid = generation_id(spec, resolved, p.text, seed)
+                if gid in seen:  # the same prompt text in two sets: one image serves both
+                    continue
+                seen.add(gid)
+                items.append(
+                    {
+                        "generation_id": gid,
+                        "prompt_id": p.prompt_id,
+                        "prompt": p.text,
+                        "prompt_set": p.prompt_set,
+                        "categories": list(p.categories),
+                        "seed": seed,
+                        "image_index": k,
+                        "baseline_generation_id": generation_id(spec, baseline_cfg, p.text, seed),
+                        "meta": p.meta,
+                    }
+                )
+        for start in range(0, len(items), spec.batch_size):
+            chunk = items[start : start + spec.batch_size]
+            digest = hashlib.sha256((run_id + point.key + "".join(i["generation_id"] for i in chunk)).encode())
+            batch_id = f"{point.key}-{digest.hexdigest()[:10]}"
+            batches.append(
+                {
+                    "batch_id": batch_id,
+                    "run_id": run_id,
+                    "method": point.method,
+                    "method_label": point.label,
+                    "level": point.level,
+                    "knob": point.knob,
+                    "overrides": dict(point.overrides),
+                    "method_config": resolved,
+                    "config_hash": method.config_hash(),
+                    "items": chunk,
+                }
+            )
+            for item in chunk:
+                images[item["generation_id"]] = store.uri(run_id, batch_id, "images", f"{item['generation_id']}.png")
+            all_items += chunk
+
+    reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])
+    if check_images:
+        reuse = {g: r for g, r in reuse.items() if _exists(r["image_uri"])}
+    for b in batches:
+        for item in b["items"]:
+            r = reuse.get(item["generation_id"])
+            item["reuse"] = r  # None, or {"image_uri", "image_sha256"}
+            if r:
+                images[item["generation_id"]] = r["image_uri"]
+
+    plan = {
+        "run_id": run_id,
+        "name": spec.name,
+        "tag": spec.tag,
+        "spec": spec.model_dump(mode="json"),
+        "spec_sha256": spec_hash(spec),
+        "concept_pack": pack.pack_id,
+        "concept_sha": pack.content_hash,
+        "artifacts": spec.output.artifacts,
+        "warehouse": spec.output.warehouse,
+        "code_version": code_version(),
+        "planner": platform.node(),
+        "prompts": [p.as_row() | {"set_role": roles.get(p.prompt_set)} for p in prompts],
+        "batch_ids": [b["batch_id"] for b in batches],
+        "n_expected": len(all_items),
+        "n_reused": sum(1 for i in all_items if i.get("reuse")),
+        "images": images,
+    }
+    store.write_json(store.path(run_id, "plan.json"), plan)
+    for b in batches:
+        store.write_json(store.path(run_id, "batches", f"{b['batch_id']}.json"), b)
+    return plan
+
+
+def _exists(uri: str) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs.exists(path)
+
+
+def code_version() -> str:
+    """The git commit of this checkout when there is one, else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    head = root / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref:"):
+            ref_path = root / ".git" / ref.split(" ", 1)[1]
+            if ref_path.exists():
+                return ref_path.read_text().strip()[:12]
+            packed = root / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.exists() else []:
+                if line.endswith(ref.split(" ", 1)[1]):
+                    return line.split()[0][:12]
+        return ref[:12]
+    except OSError:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("safeaudit")
+        except PackageNotFoundError:
+            return os.environ.get("SAFEAUDIT_VERSION", "unknown")

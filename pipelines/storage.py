@@ -1,0 +1,113 @@
+"""The artifact store: where workers put images and per-batch result files.
+
+Contract (a worker writes only under its batch folder, and ``manifest.json`` last):
+
+    <root>/<run_id>/plan.json                    the expanded plan (written by `plan`)
+    <root>/<run_id>/batches/<batch_id>.json      one small batch spec per worker task
+    <root>/<run_id>/<batch_id>/images/<generation_id>.png
+    <root>/<run_id>/<batch_id>/generations.parquet
+    <root>/<run_id>/<batch_id>/manifest.json     written atomically, last: the batch is done
+    <root>/<run_id>/<batch_id>/scores.parquet
+    <root>/<run_id>/<batch_id>/scores_manifest.json
+
+``root`` is a local folder by default or any fsspec URL (``s3://bucket/prefix``) on a cluster; every file
+is written to a temporary name and moved into place, so a crash leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+THUMB_PX = 128
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = str(root)
+        self.fs, base = fsspec.core.url_to_fs(self.root)
+        self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+        self.base = str(Path(base).resolve()) if self.local else base.rstrip("/")
+
+    # -- paths ----------------------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.base, *parts])
+
+    def uri(self, *parts: str) -> str:
+        """What goes into the warehouse: a plain path locally, a full URL elsewhere."""
+        p = self.path(*parts)
+        return p if self.local else self.fs.unstrip_protocol(p)
+
+    def run_dir(self, run_id: str) -> str:
+        return self.path(run_id)
+
+    def batch_dir(self, run_id: str, batch_id: str) -> str:
+        return self.path(run_id, batch_id)
+
+    # -- atomic writes ----------------------------------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes) -> None:
+        parent = path.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp-{hashlib.sha1(data).hexdigest()[:8]}"
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        self.fs.mv(tmp, path)
+
+    def write_json(self, path: str, obj: Any) -> None:
+        self.write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+    def write_table(self, path: str, table: pa.Table) -> None:
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        self.write_bytes(path, sink.getvalue())
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open(path, "rb") as fh:
+            return fh.read()
+
+    def read_json(self, path: str) -> Any:
+        return json.loads(self.read_bytes(path))
+
+    def read_table(self, path: str) -> pa.Table:
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_table(fh)
+
+
+def read_uri_bytes(uri: str) -> bytes:
+    with fsspec.open(uri, "rb") as fh:
+        return fh.read()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def thumbnail_bytes(image: np.ndarray, px: int = THUMB_PX) -> bytes:
+    im = Image.fromarray(image)
+    im.thumbnail((px, px))
+    buf = io.BytesIO()
+    im.save(buf, format="WEBP", quality=80)
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
