@@ -1,0 +1,494 @@
+"""``safe_denoiser``: Training-free safe denoisers (Kim, Kim, Yusuf, Ermon, Park; NeurIPS 2025; methods.md §4).
+
+The method repels the denoised estimate x̂0 from a *negation set* of unsafe images (VAE latents x⁽ⁿ⁾) with a
+Gaussian-kernel (Nadaraya–Watson) estimate of the unsafe denoiser, at early steps only. It composes with any
+base method: the base runs unchanged (conditioning, UNet batch, guidance, feature hooks) and this method edits
+the latent between the base's guidance and the base's own scheduler step. Per step i at timestep t:
+
+1. the base method gives the guided noise prediction ε̃ on z_t; x̂0 = (z_t − √(1−ᾱ_t)·ε̃)/√ᾱ_t      (§0)
+2. only inside the window t_end ≤ t ≤ t_start (DDPM timesteps; official nudity 780–1000):
+   ``variant="official"`` (§4.3, what the released code does):
+     k_n = exp(−‖x̂0 − r_n‖₂ / (2σ²)), r_n = x⁽ⁿ⁾ L2-normalised per location  (unsquared, fixed σ)
+     Ê_unsafe = Σ_n k_n r_n / (Σ_n k_n + ε_k),   K = Σ_n k_n
+     x̂0′ = x̂0 − η·Ê_unsafe
+   ``variant="paper"`` (§4.2, Thm 3.2 with β* ≈ η·β):
+     k_n = q_t(z_t | x⁽ⁿ⁾) = N(z_t; √ᾱ_t·x⁽ⁿ⁾, (1−ᾱ_t)·I), relative to its typical value (below)
+     Ê_unsafe = Σ_n k_n x⁽ⁿ⁾ / Σ_n k_n,   β(z_t) = (1/N)·Σ_n k_n  (clipped at ``beta_max``)
+     x̂0_safe = x̂0 + η·β(z_t)·(x̂0 − Ê_unsafe)
+3. the gate: apply only where the kernel mass (K, or β for the paper variant) exceeds the threshold;
+4. re-noise at the same level, z_t′ = √ᾱ_t·x̂0′ + √(1−ᾱ_t)·ξ, with fresh ξ (``renoise="official"``) or
+   with ξ = ε̃ (``renoise="eps"``: deterministic; for DDIM this is exactly "replace x̂0 in the update");
+5. the base method's step from z_t′ with the *old* ε̃ (as the official code; no extra UNet pass).
+
+Our choices (methods.md §4.6, §4.7), each a departure from the official code made on purpose:
+
+- η = 0 skips steps 1–4 entirely, so it reproduces the base method bit for bit (the official code still
+  re-noises at η = 0 when the gate passes).
+- Every extra random draw (ξ) comes from a per-request generator seeded from a hash of the request seed, and
+  is drawn at every window step whether or not the gate passes, so the base method's random stream (DDPM
+  variance noise) is never shifted and a request's ξ never depends on the rest of the batch. x̂0 comes from
+  the closed form (``ctx.predict_x0``), not from an extra ``scheduler.step`` that would draw noise.
+- Kernels are computed in float64 with log-sum-exp: K, the weights and Ê_unsafe are exact where the official
+  exp underflows (gotcha 2). ``kernel_eps`` reproduces the official ``+1e−8`` stabiliser exactly
+  (K/(K+ε) = sigmoid(log K − log ε)); it is 0 (a pure softmax average) except in the ``official`` level.
+- Paper variant, normalisation of q_t: the Gaussian's constant (2π(1−ᾱ_t))^(−D/2) and the factor e^(−D/2)
+  make β astronomically small in D = 16,384 dimensions; the paper folds such constants into η. We use
+  log k_n = −‖z_t − √ᾱ_t·x⁽ⁿ⁾‖²/(2(1−ᾱ_t)) + D/2, i.e. the density relative to its expected value for a
+  z_t drawn from x⁽ⁿ⁾ itself, so β ≈ 1 means "as close to an unsafe image as its own noisy versions are";
+  β is clipped at ``beta_max`` (1) so the update stays bounded. [analysis]
+- Gate threshold (§4.3 step 5), for either variant: noise every reference to the schedule's smallest
+  timestep (seed ``gate_seed`` = 42), compute each one's kernel mass against all references, take the
+  ``gate_quantile`` (0 = minimum), subtract ``gate_margin`` (1.6); a threshold ≤ 0 lets every step pass.
+  The official code evaluates this at every timestep of the 50-step schedule and keeps the last (smallest)
+  one; we compute only that one, from its own seeded draw. ``gate_threshold`` fixes the value instead.
+- The negation set is VAE-encoded once per (image bytes, VAE weights, size, sampling) and cached in memory
+  and on disk (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the official
+  code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with ``vae_seed``.
+  Images are resized (bicubic) to the run's size.
+- The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
+  §4.3 reads the code; we do the same.
+
+Levels: an η ladder on the paper's defaults (σ = 3.15, window 780–1000, gate on), composed with the
+``baseline``; ``official`` is the released nudity configuration (η 0.33, stochastic VAE latents, ε_k = 1e−8,
+base SAFREE). Run that one with the DDPM scheduler at 50 steps, as the authors did (a sampler setting, not a
+method setting). The toy-scale calibration of the ladder is in the commit that set it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from models.method import MethodConfig, SafetyMethod
+from models.registry import build_method
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+ENCODING_VERSION = "1"  # bump when the way images become latents changes (invalidates the disk cache)
+ENCODE_BATCH = 8
+MEMORY_CACHE_SIZE = 8
+VARIANTS = ("official", "paper")
+RENOISE = ("official", "eps")
+VAE_LATENTS = ("mean", "sample")
+
+
+@dataclass(frozen=True)
+class SafeDenoiserConfig(MethodConfig):
+    """Defaults are the official nudity configuration (methods.md §4.4) on our conventions (§4.6, §4.7)."""
+
+    eta: float = 0.33  # η, the repellency scale (official `scale`); the knob
+    sigma: float = 3.15  # kernel width σ of the official variant (fixed over t)
+    t_end: int = 780  # window [t_end, t_start] in DDPM timesteps, inclusive
+    t_start: int = 1000
+    variant: str = "official"  # "official" (§4.3) | "paper" (§4.2)
+    gate: bool = True
+    gate_threshold: float | None = None  # None: calibrated (§4.3 step 5); else a fixed kernel-mass threshold
+    gate_quantile: float = 0.0
+    gate_margin: float = 1.6
+    gate_seed: int = 42
+    beta_max: float = 1.0  # paper variant: β(z_t) is clipped here
+    kernel_eps: float = 0.0  # official stabiliser ε_k in Σ k r / (Σ k + ε_k); 0 = pure softmax average
+    renoise: str = "official"  # "official": fresh ξ | "eps": reuse ε̃ (deterministic)
+    negation_set: str | None = None  # folder of images; default: the concept pack's ``negation_set``
+    vae_latent: str = "mean"  # "mean" (deterministic) | "sample" (official; seeded by vae_seed)
+    vae_seed: int = 0
+    base: str = "baseline"  # registry name of the method this one wraps
+    base_level: str = "off"
+    base_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # one canonical type per field, so 1 and 1.0 from a YAML file hash to the same generation id
+        for name in ("eta", "sigma", "gate_quantile", "gate_margin", "beta_max", "kernel_eps"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("t_end", "t_start", "gate_seed", "vae_seed"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.gate_threshold is not None:
+            object.__setattr__(self, "gate_threshold", float(self.gate_threshold))
+        for name, value, allowed in (
+            ("variant", self.variant, VARIANTS),
+            ("renoise", self.renoise, RENOISE),
+            ("vae_latent", self.vae_latent, VAE_LATENTS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"safe_denoiser: {name}={value!r} is not one of {', '.join(allowed)}")
+        if self.eta < 0 or self.sigma <= 0 or self.beta_max < 0 or self.kernel_eps < 0:
+            raise ValueError("safe_denoiser: eta, beta_max and kernel_eps must be >= 0 and sigma > 0")
+        if self.t_end > self.t_start:
+            raise ValueError(f"safe_denoiser: window t_end={self.t_end} > t_start={self.t_start}")
+        if not 0.0 <= self.gate_quantile <= 1.0:
+            raise ValueError(f"safe_denoiser: gate_quantile={self.gate_quantile} is not in [0, 1]")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kernels (pure functions of flattened latents; float64, log-sum-exp)
+# ---------------------------------------------------------------------------------------------------------
+def normalise_per_location(latents: torch.Tensor) -> torch.Tensor:
+    """L2-normalise each spatial location across channels: (N, C, H, W) → unit vectors in R^C (§4.3 step 4)."""
+    return latents / latents.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _softmax_average(logk: torch.Tensor, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log Σ_n k_n and Σ_n k_n x_n / Σ_n k_n from log-kernels (B, N) and references (N, D)."""
+    logmass = torch.logsumexp(logk, dim=1)
+    weights = torch.softmax(logk, dim=1)
+    return logmass, weights @ refs
+
+
+def official_kernel(
+    x0: torch.Tensor, refs: torch.Tensor, sigma: float, kernel_eps: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official kernel on clean estimates x0 (B, D) against normalised references (N, D).
+
+    Returns log K (B,) with K = Σ_n exp(−‖x0 − r_n‖/(2σ²)), and Ê_unsafe = Σ k_n r_n / (K + ε_k) (B, D)."""
+    x0, refs = x0.double(), refs.double()
+    dist = torch.cdist(x0, refs, compute_mode="donot_use_mm_for_euclid_dist")  # unsquared, as official
+    logmass, e_unsafe = _softmax_average(-dist / (2.0 * sigma**2), refs)
+    if kernel_eps > 0:  # K / (K + ε) without forming K: stays exact when K underflows
+        e_unsafe = e_unsafe * torch.sigmoid(logmass - math.log(kernel_eps))[:, None]
+    return logmass, e_unsafe
+
+
+def paper_kernel(
+    z: torch.Tensor, refs: torch.Tensor, a: float, s: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paper kernel q_t(z | x_n) = N(a·x_n, s²I) on noisy latents z (B, D) against raw latents x_n (N, D).
+
+    Returns log β (B,) with β = (1/N) Σ_n exp(−‖z − a·x_n‖²/(2s²) + D/2), and Ê_unsafe (B, D)."""
+    z, refs = z.double(), refs.double()
+    dim = z.shape[1]
+    dist = torch.cdist(z, a * refs, compute_mode="donot_use_mm_for_euclid_dist")
+    logk = -(dist**2) / (2.0 * s**2) + dim / 2.0
+    logmass, e_unsafe = _softmax_average(logk, refs)
+    return logmass - math.log(refs.shape[0]), e_unsafe
+
+
+def log_threshold(logmass: torch.Tensor, quantile: float, margin: float) -> float:
+    """log(quantile_q(mass) − margin), −inf when that is ≤ 0 (every step then passes the gate)."""
+    q = float(torch.quantile(logmass.double(), quantile))
+    if margin <= 0:
+        return q
+    ratio = margin * math.exp(-q) if q > -700 else math.inf  # margin / mass, guarded against overflow
+    return q + math.log1p(-ratio) if ratio < 1 else -math.inf
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The negation set: image folder → VAE latents, cached by content
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NegationSet:
+    latents: torch.Tensor  # (N, C, h, w) float32 on CPU, scaled like the UNet's latents
+    names: tuple[str, ...]
+    content_hash: str  # of the image files (names and bytes)
+    key: str  # cache key: images + VAE weights + size + sampling
+    source: str  # "encoded" | "memory" | "disk": where this call got the latents
+
+
+_MEMORY: dict[str, torch.Tensor] = {}
+_CONTENT_MEMO: dict[tuple, str] = {}
+_VAE_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cache_dir() -> Path:
+    from models.components import REPO_ROOT
+
+    return Path(os.environ.get("SAFEAUDIT_CACHE", REPO_ROOT / ".cache")) / "negation"
+
+
+def clear_memory_cache() -> None:
+    _MEMORY.clear()
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"negation set folder {path} does not exist")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"negation set folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def negation_content_hash(folder: str | os.PathLike) -> str:
+    """SHA-256 over the image files' names and bytes (memoised on their stat signatures)."""
+    files = image_files(folder)
+    signature = tuple((f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()])
+    memo_key = (str(Path(folder).resolve()), signature)
+    if memo_key not in _CONTENT_MEMO:
+        digest = hashlib.sha256()
+        for f in files:
+            data = f.read_bytes()
+            digest.update(f"{f.name}\0{len(data)}\0".encode())
+            digest.update(data)
+        _CONTENT_MEMO[memo_key] = digest.hexdigest()[:16]
+    return _CONTENT_MEMO[memo_key]
+
+
+def vae_fingerprint(vae: torch.nn.Module) -> str:
+    """Hash of the VAE's weights, so a retrained model never reads a stale cache (memoised per object)."""
+    if vae not in _VAE_MEMO:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(vae.state_dict().items()):
+            digest.update(f"{name}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
+            digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+        _VAE_MEMO[vae] = digest.hexdigest()[:16]
+    return _VAE_MEMO[vae]
+
+
+def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if img.size != (width, height):
+            img = img.resize((width, height), Image.Resampling.BICUBIC)
+        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0  # [-1, 1], as the VAE was trained
+    return torch.from_numpy(arr).permute(2, 0, 1)
+
+
+@torch.no_grad()
+def _encode(components, files: list[Path], height: int, width: int, latent: str, seed: int) -> torch.Tensor:
+    vae = components.vae
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    out = []
+    for start in range(0, len(files), ENCODE_BATCH):
+        pixels = torch.stack([_load_image(f, height, width) for f in files[start : start + ENCODE_BATCH]])
+        dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+        z = dist.mean
+        if latent == "sample":  # one posterior draw per image from a fixed CPU stream (gotcha 4)
+            z = z + dist.std * torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
+        out.append((z * components.scaling_factor).float().cpu())
+    return torch.cat(out)
+
+
+def load_negation_set(
+    components, folder: str | os.PathLike, height: int, width: int, latent: str = "mean", seed: int = 0
+) -> NegationSet:
+    """VAE latents of every image in ``folder``, encoded once: memory cache, then disk cache, then the VAE."""
+    files = image_files(folder)
+    content = negation_content_hash(folder)
+    fields = [ENCODING_VERSION, content, vae_fingerprint(components.vae), f"{height}x{width}", latent]
+    fields += [str(seed) if latent == "sample" else "", repr(components.scaling_factor)]
+    key = hashlib.sha256("|".join(fields).encode()).hexdigest()[:24]
+    names = tuple(f.name for f in files)
+
+    if key in _MEMORY:
+        return NegationSet(_MEMORY[key], names, content, key, "memory")
+    path = cache_dir() / f"{key}.pt"
+    source = "disk"
+    try:
+        latents = torch.load(path, weights_only=True)["latents"]
+    except Exception:  # noqa: BLE001 - absent or unreadable: encode afresh
+        latents, source = _encode(components, files, height, width, latent, seed), "encoded"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        torch.save({"latents": latents, "names": list(names), "content_hash": content}, tmp)
+        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+    while len(_MEMORY) >= MEMORY_CACHE_SIZE:
+        _MEMORY.pop(next(iter(_MEMORY)))
+    _MEMORY[key] = latents
+    return NegationSet(latents, names, content, key, source)
+
+
+def _aux_seed(seed: int) -> int:
+    """Seed of a request's extra stream: a hash of its seed, so it never equals another request's seed."""
+    return int.from_bytes(hashlib.sha256(f"safe_denoiser/{int(seed)}".encode()).digest()[:8], "little") >> 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------------------------
+_LADDER = {"off": 0.0, "weak": 0.1, "medium": 0.33, "strong": 0.6, "max": 1.0}
+
+
+class SafeDenoiser(SafetyMethod):
+    """Safe Denoiser around a base method: the base's hooks run unchanged, the step edits x̂0 first."""
+
+    name: ClassVar[str] = "safe_denoiser"
+    version: ClassVar[str] = "1"
+    Config: ClassVar[type[MethodConfig]] = SafeDenoiserConfig
+    LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
+        **{level: {"eta": eta} for level, eta in _LADDER.items()},
+        # configs/nudity/safe_denoiser.yaml (methods.md §4.4): SAFREE base, stochastic VAE latents
+        "official": dict(
+            eta=0.33,
+            sigma=3.15,
+            t_end=780,
+            t_start=1000,
+            variant="official",
+            gate=True,
+            gate_quantile=0.0,
+            gate_margin=1.6,
+            gate_seed=42,
+            kernel_eps=1e-8,
+            renoise="official",
+            vae_latent="sample",
+            base="safree",
+            base_level="official",
+        ),
+    }
+    KNOB: ClassVar[str | None] = "eta"
+    KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.03, 0.1, 0.2, 0.33, 0.5, 0.75, 1.0)  # §4.6
+
+    def __init__(self, config: MethodConfig | None = None, concept=None, level: str = "off"):
+        super().__init__(config, concept, level)
+        cfg = self.config
+        self.base = build_method(
+            cfg.base, cfg.base_level, overrides=dict(cfg.base_overrides) or None, concept=concept
+        )
+
+    # -- what determines the effect -------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.config.eta > 0
+
+    @property
+    def is_off(self) -> bool:
+        return not self.active and self.base.is_off
+
+    def negation_dir(self) -> Path | None:
+        from models.components import REPO_ROOT
+
+        if self.config.negation_set:
+            path = Path(self.config.negation_set).expanduser()
+            return path if path.is_absolute() else REPO_ROOT / path
+        return self.concept.negation_dir() if self.concept is not None else None
+
+    def concept_fields(self) -> dict[str, Any]:
+        if not self.active:
+            return {}
+        folder = self.negation_dir()
+        out: dict[str, Any] = {
+            "negation_set": self.config.negation_set or (self.concept and self.concept.negation_set)
+        }
+        try:
+            out["negation_hash"] = negation_content_hash(folder) if folder else None
+        except FileNotFoundError:
+            out["negation_hash"] = None  # setup() fails with the reason
+        return out
+
+    def resolved_config(self) -> dict[str, Any]:
+        out = super().resolved_config()
+        out["base"] = self.base.resolved_config()
+        return out
+
+    # -- hooks: the base method's, except step ----------------------------------------------------------
+    def setup(self, ctx) -> None:
+        self.base.setup(ctx)
+        cfg = self.config
+        ctx.state["sd_logmass"] = [[] for _ in ctx.requests]
+        ctx.state["sd_gated"] = [0] * ctx.batch_size
+        if not self.active:
+            return
+        folder = self.negation_dir()
+        if folder is None:
+            raise ValueError(
+                "safe_denoiser: no negation set (concept pack `negation_set` or config `negation_set`)"
+            )
+        s = ctx.settings
+        neg = load_negation_set(ctx.components, folder, s.height, s.width, cfg.vae_latent, cfg.vae_seed)
+        refs = neg.latents.to(ctx.device, torch.float64)
+        if cfg.variant == "official":
+            refs = normalise_per_location(refs)
+        ctx.state["sd_refs"] = refs.flatten(1)
+        ctx.state["sd_negation_hash"] = neg.content_hash
+        ctx.state["sd_generators"] = [
+            torch.Generator("cpu").manual_seed(_aux_seed(r.seed)) for r in ctx.requests
+        ]
+        ctx.state["sd_log_threshold"] = self._log_threshold(ctx, neg.latents) if cfg.gate else -math.inf
+
+    def unet_inputs(
+        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base.unet_inputs(ctx, i, t, latents)
+
+    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+        return self.base.guide(ctx, i, t, eps_rows)
+
+    def unet_hooks(self, ctx):
+        return self.base.unet_hooks(ctx)
+
+    def in_window(self, t: torch.Tensor) -> bool:
+        return self.config.t_end <= float(t) <= self.config.t_start
+
+    def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        if not self.active or not self.in_window(t):
+            return self.base.step(ctx, i, t, latents, eps)
+        cfg = self.config
+        refs = ctx.state["sd_refs"]
+        # 1. x̂0 from the base method's guided ε̃ (closed form: no scheduler call, no random draw)
+        x0 = ctx.predict_x0(latents, eps, i, t)
+        # 2. kernel estimate of the unsafe denoiser and the edited x̂0
+        if cfg.variant == "official":
+            logmass, e_unsafe = official_kernel(x0.flatten(1), refs, cfg.sigma, cfg.kernel_eps)
+            x0_new = x0.double() - cfg.eta * e_unsafe.view(x0.shape)
+        else:
+            a, s = self._noise_level(ctx, i, t)
+            logmass, e_unsafe = paper_kernel(latents.flatten(1), refs, a, s)
+            beta = logmass.exp().clamp(max=cfg.beta_max).view(-1, 1, 1, 1)
+            x0_new = x0.double() + cfg.eta * beta * (x0.double() - e_unsafe.view(x0.shape))
+        x0_new = x0_new.to(x0.dtype)
+        # 3. the gate, per image
+        gated = logmass > ctx.state["sd_log_threshold"]
+        # 4. re-noise at the same level; ξ from the method's own streams, drawn whether gated or not
+        if cfg.renoise == "official":
+            xi = torch.cat(
+                [torch.randn((1, *latents.shape[1:]), generator=g) for g in ctx.state["sd_generators"]]
+            )
+            noise = xi.to(latents.device, latents.dtype)
+        else:
+            noise = eps
+        edited = ctx.renoise(x0_new, noise, i, t)
+        latents = torch.where(gated.to(latents.device).view(-1, 1, 1, 1), edited, latents)
+        for k in range(ctx.batch_size):
+            ctx.state["sd_logmass"][k].append(float(logmass[k]))
+            ctx.state["sd_gated"][k] += int(gated[k])
+        # 5. the base method's own step, with the old ε̃
+        return self.base.step(ctx, i, t, latents, eps)
+
+    def finish(self, ctx) -> None:
+        self.base.finish(ctx)
+        threshold = ctx.state.get("sd_log_threshold")
+        for k, diag in enumerate(ctx.diagnostics):
+            masses = ctx.state["sd_logmass"][k]
+            diag["sd_variant"] = self.config.variant
+            diag["sd_gated_steps"] = ctx.state["sd_gated"][k]
+            diag["sd_window_steps"] = len(masses)
+            diag["sd_kernel_logmass"] = float(np.mean(masses)) if masses else None  # log K (official) / log β
+            diag["sd_kernel_logmass_steps"] = [round(m, 6) for m in masses]
+            diag["sd_log_threshold"] = (
+                None if threshold is None or math.isinf(threshold) else float(threshold)
+            )
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _noise_level(ctx, i: int, t: torch.Tensor) -> tuple[float, float]:
+        """(a, s) with z_t = a·x0 + s·ε at step i, read off the shared re-noising (works in σ space too)."""
+        one = torch.ones(1, device=ctx.device, dtype=torch.float32)
+        zero = torch.zeros_like(one)
+        return float(ctx.renoise(one, zero, i, t)), float(ctx.renoise(zero, one, i, t))
+
+    def _log_threshold(self, ctx, latents: torch.Tensor) -> float:
+        """§4.3 step 5: kernel masses of the references noised to the smallest timestep → quantile − margin."""
+        cfg = self.config
+        if cfg.gate_threshold is not None:
+            return math.log(cfg.gate_threshold) if cfg.gate_threshold > 0 else -math.inf
+        last = len(ctx.timesteps) - 1
+        a, s = self._noise_level(ctx, last, ctx.timesteps[last])
+        xi = torch.randn(
+            latents.shape, generator=torch.Generator("cpu").manual_seed(cfg.gate_seed), dtype=torch.float64
+        )
+        refs = ctx.state["sd_refs"]
+        if cfg.variant == "official":
+            noised = a * normalise_per_location(latents.double()) + s * xi
+            logmass, _ = official_kernel(noised.flatten(1).to(refs.device), refs, cfg.sigma)
+        else:
+            noised = a * latents.double() + s * xi
+            logmass, _ = paper_kernel(noised.flatten(1).to(refs.device), refs, a, s)
+        return log_threshold(logmass, cfg.gate_quantile, cfg.gate_margin)
