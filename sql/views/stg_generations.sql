@@ -1,0 +1,36 @@
+-- stg_generations: generations renamed and cast, without the thumbnail blob.
+-- grain: one row per (run_id, generation_id).
+-- method_label falls back to the method name so every method point has a label; is_baseline marks the
+-- unmodified model (the origin of every trade-off curve).
+CREATE OR REPLACE VIEW stg_generations AS
+SELECT
+    run_id,
+    batch_id,
+    generation_id,
+    prompt_id,
+    prompt                                       AS prompt_text,
+    seed,
+    image_index,
+    seed - image_index                           AS seed_base,      -- the prompt's first seed
+    method,
+    coalesce(method_label, method)               AS method_label,
+    level,
+    knob,
+    method = 'baseline'                          AS is_baseline,
+    config_hash,
+    concept_pack,
+    scheduler,
+    steps,
+    guidance,
+    height,
+    width,
+    model_id,
+    model_revision,
+    dtype,
+    image_uri,
+    image_sha256,
+    baseline_generation_id,
+    reused                                       AS is_reused,
+    wall_s,
+    created_at
+FROM generations;
