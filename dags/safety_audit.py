@@ -1,0 +1,99 @@
+"""
+### safety_audit: plan → generate (per batch, GPU) → score (per batch) → load → validate → report
+
+Runs one audit of a run spec (param `spec`, a YAML path relative to the project root). A scheduled run
+is tagged with its logical date, so each night is a new run id whose unchanged generations are *reused*
+(same content hash) instead of regenerated; only new prompts, methods or levels cost GPU time.
+
+* `generate` is mapped per batch (never per image), runs on queue `gpu` in pool `gpu`, retries twice;
+  a batch is idempotent (its manifest is written last), so a retry redoes only unfinished batches.
+* `load` is the only DuckDB writer; `validate` gates the run (a failed check fails the DAG run and the
+  warehouse marks the run quarantined); `report` summarises counts, reuse included.
+* XCom carries paths, ids and small count dicts only. No torch at parse time: tasks import lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+WAREHOUSE = Asset("safeaudit_warehouse")  # downstream consumers (dashboards, reports) can schedule on it
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("SAFEAUDIT_RETRY_DELAY_S", "120")))
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # one DuckDB writer: nightly runs never overlap
+    tags=["safeaudit", "audit", "diffusion-safety"],
+    doc_md=__doc__,
+    default_args={"owner": "safeaudit", "retries": 2, "retry_delay": RETRY_DELAY},
+    params={
+        "spec": Param(
+            "runspecs/toy.yaml", type="string", description="run spec YAML (relative to the project)"
+        ),
+        "tag": Param(
+            None, type=["null", "string"], description="run tag; scheduled runs use the logical date"
+        ),
+        "overrides": Param({}, type="object", description="top-level run spec keys to override, e.g. output"),
+    },
+)
+def safety_audit():
+    @task(multiple_outputs=False)
+    def plan(params=None, dag_run=None, ds=None) -> dict:
+        from pipelines.orchestrate import plan_for_dag
+
+        tag = params["tag"] or (ds if dag_run.run_type == "scheduled" else None)
+        return plan_for_dag(params["spec"], tag=tag, overrides=params["overrides"])
+
+    @task
+    def batches(run: dict) -> list[str]:  # Airflow maps over a task's return value only
+        return run["batch_ids"]
+
+    @task(queue="gpu", pool="gpu", map_index_template="{{ batch_label }}")
+    def generate(run: dict, batch_id: str):
+        from pipelines.generate import generate_batch
+        from pipelines.orchestrate import batch_label, fault_point
+
+        get_current_context()["batch_label"] = batch_label(batch_id)
+        fault_point("generate", batch_id)
+        m = generate_batch(run["artifacts"], run["run_id"], batch_id)
+        return {k: m[k] for k in ("batch_id", "n_items", "n_generated", "n_reused", "skipped")}
+
+    @task(map_index_template="{{ batch_label }}")
+    def score(run: dict, generated: dict):
+        from pipelines.orchestrate import batch_label
+        from pipelines.score import score_batch
+
+        get_current_context()["batch_label"] = batch_label(generated["batch_id"])
+        score_batch(run["artifacts"], run["run_id"], generated["batch_id"], warehouse=run["warehouse"])
+        return generated["batch_id"]
+
+    @task(outlets=[WAREHOUSE])
+    def load(run: dict, scored: list[str]):
+        from pipelines.load import load_run
+
+        return load_run(run["artifacts"], run["run_id"], run["warehouse"])
+
+    @task(retries=0)  # deterministic: a failing check must fail the run, not be retried
+    def validate(run: dict, counts: dict):
+        from pipelines.orchestrate import validate_gate
+
+        return validate_gate(run, counts)
+
+    @task(retries=0)
+    def report(run: dict, validation: dict):
+        from pipelines.orchestrate import report_step
+
+        return report_step(run, validation)
+
+    run = plan()
+    generated = generate.partial(run=run).expand(batch_id=batches(run))
+    scored = score.partial(run=run).expand(generated=generated)
+    report(run, validate(run, load(run, scored)))
+
+
+safety_audit()
