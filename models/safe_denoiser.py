@@ -41,6 +41,12 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
   ``gate_quantile`` (0 = minimum), subtract ``gate_margin`` (1.6); a threshold ≤ 0 lets every step pass.
   The official code evaluates this at every timestep of the 50-step schedule and keeps the last (smallest)
   one; we compute only that one, from its own seeded draw. ``gate_threshold`` fixes the value instead.
+  The margin is in the official mass's units (K ≈ N for near-duplicates); the paper variant's β is ≲ 1, so
+  with the default margin its calibrated threshold is ≤ 0 and the gate never closes — set ``gate_margin=0``
+  (or ``gate_threshold``) for a live gate there.
+- With ``renoise="official"`` every gated step replaces the latent's noise part by fresh ξ, which changes
+  the image far more than the x̂0 edit itself at small η (on the tiny random model: ~24 grey levels mean
+  with an edit of 1e−7). Use ``renoise="eps"`` to see the edit alone.
 - The negation set is VAE-encoded once per (image bytes, VAE weights, size, sampling) and cached in memory
   and on disk (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the official
   code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with ``vae_seed``.
