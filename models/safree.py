@@ -13,9 +13,10 @@ D. projection (Eq. 5): h_k^proj = (I − P_C)·P_I·h_k on the token-level state
 E. self-validating filter (Eq. 6): β = 1 − mean cos(h^proj, h) over the tokenizer's attention mask; the safe
    embedding is used for step indices i ≤ t', the original afterwards. Official code: t' =
    round(γ·σ(sigmoid_scale·k·(10β − t₀))); paper: t' = round(γ·σ(β)). Each prompt has its own t', so rows
-   of one batch switch back at different steps;
+   of one batch switch back at different steps. β always uses the full projection, whatever ρ;
 F. loop: [c_neg ; h^safe-or-h], where the released script sets c_neg to the keywords joined with ", "
-   (``negative_prompt``: its own switch, recorded — it has a large effect of its own);
+   (``negative_prompt``: its own switch, recorded — it has a large effect of its own; when on it replaces
+   the run's ``SamplerSettings.negative_prompt``, as the released script does);
 G. LRA (Eq. 7–8): a no-op as released (only a third batch row [c_neg ; h^safe ; h] whose output is
    discarded: ``lra="official"``); ``lra="paper"`` damps, on the filtered branch only, the low-frequency
    Fourier coefficients of the up-block skip features where |F_safe| > |F_orig|.
