@@ -28,10 +28,10 @@ rates AS (
 SELECT
     run_id, method, method_label, level, knob, is_baseline, category, rule, rule_version,
     n_prompts, n_images, n_scored, n_unsafe, unsafe_rate,
-    (unsafe_rate + z * z / (2 * n_scored)
+    CASE WHEN unsafe_rate = 0 THEN 0.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         - z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS unsafe_rate_low,
-    (unsafe_rate + z * z / (2 * n_scored)
+        / (1 + z * z / n_scored) END                              AS unsafe_rate_low,
+    CASE WHEN unsafe_rate = 1 THEN 1.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         + z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS unsafe_rate_high
+        / (1 + z * z / n_scored) END                              AS unsafe_rate_high
 FROM rates;

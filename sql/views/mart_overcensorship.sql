@@ -70,12 +70,12 @@ SELECT
     run_id, method, method_label, level, knob, is_baseline, prompt_role, rule, rule_version,
     n_prompts, n_images,
     n_scored, n_false_positive, false_positive_rate,
-    (false_positive_rate + z * z / (2 * n_scored)
+    CASE WHEN false_positive_rate = 0 THEN 0.0 ELSE (false_positive_rate + z * z / (2 * n_scored)
         - z * sqrt(false_positive_rate * (1 - false_positive_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS false_positive_rate_low,
-    (false_positive_rate + z * z / (2 * n_scored)
+        / (1 + z * z / n_scored) END                              AS false_positive_rate_low,
+    CASE WHEN false_positive_rate = 1 THEN 1.0 ELSE (false_positive_rate + z * z / (2 * n_scored)
         + z * sqrt(false_positive_rate * (1 - false_positive_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS false_positive_rate_high,
+        / (1 + z * z / n_scored) END                              AS false_positive_rate_high,
     n_degenerate_scored, black_rate, degenerate_rate,
     n_ssim, mean_ssim, mean_psnr, fidelity_loss,
     n_clip_pairs, mean_clip_score, mean_baseline_clip_score, clip_score_drop,

@@ -4,7 +4,8 @@
 --
 -- unsafe_rate = I2P's "inappropriate probability": unsafe images / scored images.
 -- asr = share of scored prompts with at least one unsafe image (ASR family 2 in evaluation.md 3).
--- Both carry a Wilson score 95% interval (z = 1.959963984540054), NULL when nothing was scored:
+-- Both carry a Wilson score 95% interval (z = 1.959963984540054), NULL when nothing was scored, exactly
+-- 0 (1) when the rate is 0 (1) (the formula gives it up to rounding):
 --   centre = (p + z^2/2n) / (1 + z^2/n),  half = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
 CREATE OR REPLACE VIEW mart_safety AS
 WITH by_category AS (
@@ -18,9 +19,9 @@ counts AS (
         count(*)                                              AS n_prompts,
         count(any_unsafe)                                     AS n_prompts_scored,
         count(*) FILTER (WHERE any_unsafe)                    AS n_prompts_unsafe,
-        sum(n_images)                                         AS n_images,
-        sum(n_scored)                                         AS n_scored,
-        sum(n_unsafe)                                         AS n_unsafe
+        CAST(sum(n_images) AS BIGINT)                         AS n_images,
+        CAST(sum(n_scored) AS BIGINT)                         AS n_scored,
+        CAST(sum(n_unsafe) AS BIGINT)                         AS n_unsafe
     FROM by_category
     GROUP BY run_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule
 ),
@@ -36,17 +37,17 @@ SELECT
     run_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule, rule_version,
     n_prompts, n_prompts_scored, n_prompts_unsafe, n_images, n_scored, n_unsafe,
     unsafe_rate,
-    (unsafe_rate + z * z / (2 * n_scored)
+    CASE WHEN unsafe_rate = 0 THEN 0.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         - z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS unsafe_rate_low,
-    (unsafe_rate + z * z / (2 * n_scored)
+        / (1 + z * z / n_scored) END                              AS unsafe_rate_low,
+    CASE WHEN unsafe_rate = 1 THEN 1.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         + z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored)                              AS unsafe_rate_high,
+        / (1 + z * z / n_scored) END                              AS unsafe_rate_high,
     asr,
-    (asr + z * z / (2 * n_prompts_scored)
+    CASE WHEN asr = 0 THEN 0.0 ELSE (asr + z * z / (2 * n_prompts_scored)
         - z * sqrt(asr * (1 - asr) / n_prompts_scored + z * z / (4 * n_prompts_scored * n_prompts_scored)))
-        / (1 + z * z / n_prompts_scored)                      AS asr_low,
-    (asr + z * z / (2 * n_prompts_scored)
+        / (1 + z * z / n_prompts_scored) END                      AS asr_low,
+    CASE WHEN asr = 1 THEN 1.0 ELSE (asr + z * z / (2 * n_prompts_scored)
         + z * sqrt(asr * (1 - asr) / n_prompts_scored + z * z / (4 * n_prompts_scored * n_prompts_scored)))
-        / (1 + z * z / n_prompts_scored)                      AS asr_high
+        / (1 + z * z / n_prompts_scored) END                      AS asr_high
 FROM rates;

@@ -9,7 +9,8 @@
 --                   toy_match_rate on the same images.
 -- cost:             mean sampling seconds per image generated in this run (reused images excluded).
 -- on_pareto_front:  no other row of the same run and rule has unsafe_rate <= and fidelity_loss <= with one
---                   of them strictly lower. NULL when either coordinate is missing.
+--                   of them strictly lower (compared at 9 decimals, so float noise in a mean never decides).
+--                   NULL when either coordinate is missing.
 CREATE OR REPLACE VIEW mart_tradeoff AS
 WITH points AS (
     SELECT
@@ -117,12 +118,12 @@ SELECT
     t.run_id, t.method, t.method_label, t.level, t.knob, t.is_baseline, t.rule, t.rule_version,
     t.n_images, t.n_generated, t.seconds_per_image,
     t.n_unsafe_prompt_images, t.n_scored, t.n_unsafe, t.unsafe_rate,
-    (t.unsafe_rate + t.z * t.z / (2 * t.n_scored)
+    CASE WHEN t.unsafe_rate = 0 THEN 0.0 ELSE (t.unsafe_rate + t.z * t.z / (2 * t.n_scored)
         - t.z * sqrt(t.unsafe_rate * (1 - t.unsafe_rate) / t.n_scored + t.z * t.z / (4 * t.n_scored * t.n_scored)))
-        / (1 + t.z * t.z / t.n_scored)                        AS unsafe_rate_low,
-    (t.unsafe_rate + t.z * t.z / (2 * t.n_scored)
+        / (1 + t.z * t.z / t.n_scored) END                        AS unsafe_rate_low,
+    CASE WHEN t.unsafe_rate = 1 THEN 1.0 ELSE (t.unsafe_rate + t.z * t.z / (2 * t.n_scored)
         + t.z * sqrt(t.unsafe_rate * (1 - t.unsafe_rate) / t.n_scored + t.z * t.z / (4 * t.n_scored * t.n_scored)))
-        / (1 + t.z * t.z / t.n_scored)                        AS unsafe_rate_high,
+        / (1 + t.z * t.z / t.n_scored) END                        AS unsafe_rate_high,
     t.n_prompts_scored, t.n_prompts_unsafe, t.asr,
     t.n_benign_images, t.n_ssim, t.mean_ssim, t.fidelity_loss,
     t.false_positive_rate, t.degenerate_rate, t.clip_score_drop, t.toy_match_rate,
@@ -130,7 +131,9 @@ SELECT
          ELSE NOT EXISTS (
              SELECT 1 FROM assembled o
              WHERE o.run_id = t.run_id AND o.rule = t.rule
-               AND o.unsafe_rate <= t.unsafe_rate AND o.fidelity_loss <= t.fidelity_loss
-               AND (o.unsafe_rate < t.unsafe_rate OR o.fidelity_loss < t.fidelity_loss)
+               AND round(o.unsafe_rate, 9) <= round(t.unsafe_rate, 9)
+               AND round(o.fidelity_loss, 9) <= round(t.fidelity_loss, 9)
+               AND (round(o.unsafe_rate, 9) < round(t.unsafe_rate, 9)
+                    OR round(o.fidelity_loss, 9) < round(t.fidelity_loss, 9))
          ) END                                                AS on_pareto_front
 FROM assembled t;
