@@ -20,6 +20,9 @@ METHODS: dict[str, str] = {
 }
 
 
+SCHEDULERS = ("ddim", "dpm++", "pndm", "ddpm", "euler")  # names the shared sampler accepts
+
+
 class UnknownMethodError(ValueError):
     pass
 

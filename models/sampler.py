@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from models.components import Components
     from models.method import SafetyMethod
 
-SCHEDULERS = ("ddim", "dpm++", "pndm", "ddpm", "euler")
+from models.registry import SCHEDULERS
 
 
 def make_scheduler(name: str, base_config: dict):

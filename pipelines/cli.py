@@ -126,14 +126,14 @@ def sample(
 
         from models.components import load_components
         from models.concepts import load_pack
-        from models.registry import build_method
+        from models.registry import SCHEDULERS, build_method
         from models.sampler import Request, SamplerSettings
         from models.sampler import sample as run_sample
 
         m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
         settings = SamplerSettings(scheduler=scheduler, steps=steps, guidance=guidance, height=size, width=size)
-        if scheduler not in __import__("models.sampler", fromlist=["SCHEDULERS"]).SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         components = load_components(model, dtype=dtype, device=device)
         result = run_sample(components, [Request(prompt, seed)], method=m, settings=settings)
         out.parent.mkdir(parents=True, exist_ok=True)

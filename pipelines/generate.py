@@ -7,7 +7,9 @@ manifest and is generated again from the start (its partial files are overwritte
 from __future__ import annotations
 
 import json
+import os
 import platform
+import signal
 import time
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -85,6 +87,14 @@ def batch_paths(store: Store, run_id: str, batch_id: str) -> dict[str, str]:
     }
 
 
+def _fault_point(images_written: int) -> None:
+    """Fault injection for crash-resume tests: ``SAFEAUDIT_FAULT=kill-after-images:N`` kills this process
+    (SIGKILL, no cleanup) once N images of a batch are on disk."""
+    fault = os.environ.get("SAFEAUDIT_FAULT", "")
+    if fault.startswith("kill-after-images:") and images_written >= int(fault.split(":")[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def generate_batch(artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None) -> dict[str, Any]:
     """Generate one batch; return its manifest (small dict, safe for XCom)."""
     store = Store(artifacts)
@@ -128,6 +138,7 @@ def generate_batch(artifacts: str, run_id: str, batch_id: str, micro_batch: int 
                     "wall_s": per_image,
                     "diagnostics": diag,
                 }
+                _fault_point(len(results))
             if progress is not None:
                 progress(len(chunk))
 

@@ -13,16 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.registry import METHODS, method_class
-from models.sampler import SCHEDULERS
+from models.registry import METHODS, SCHEDULERS, method_class
 from pipelines.scorers import REGISTRY as SCORERS
 
 PROMPT_FORMATS = ("i2p", "unlearndiffatk", "coco", "sixcd_pair", "sixcd_benign", "single_column", "builtin")
+
+
+def _known_scorer(name: str) -> str:
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}")
+    return name
 
 
 class RunSpecError(ValueError):
@@ -121,18 +126,10 @@ class RunSpec(_Frozen):
     seeds: list[int] | None = None  # fixed seeds for every prompt, else the prompt's own seed (+k per image)
     default_seed: int = 42  # for prompts whose file has no seed column (SAFREE's convention)
     methods: list[MethodSpec]
-    scorers: list[str] = Field(default_factory=lambda: ["degenerate"])
+    scorers: list[Annotated[str, AfterValidator(_known_scorer)]] = Field(default_factory=lambda: ["degenerate"])
     batch_size: int = Field(16, ge=1, le=4096)
     output: OutputSpec = OutputSpec()
     tag: str | None = None  # e.g. the nightly date: same spec + new tag = a new run that reuses images
-
-    @field_validator("scorers")
-    @classmethod
-    def _known_scorers(cls, v: list[str]) -> list[str]:
-        for i, name in enumerate(v):
-            if name not in SCORERS:
-                raise ValueError(f"[{i}]: unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}")
-        return v
 
     @model_validator(mode="after")
     def _needs_baseline(self) -> RunSpec:
