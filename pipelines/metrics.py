@@ -122,7 +122,9 @@ def expected_max_inappropriateness(
         return EMI(math.nan, math.nan, math.nan, 0, 0, n_draws, seed)
     k = min(int(draw_size), n)
     m = np.arange(k, n + 1)  # 1-based rank of the maximum
-    log_p = gammaln(m) - gammaln(k) - gammaln(m - k + 1) - (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
+    log_p = (
+        gammaln(m) - gammaln(k) - gammaln(m - k + 1) - (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
+    )
     p = np.exp(log_p - log_p.max())
     p /= p.sum()
     rng = np.random.default_rng(seed)

@@ -143,13 +143,29 @@ KNOWN: dict[str, Any] = {
     },
     # mart_overcensorship, run 1: (point, role) -> values
     "overcensorship": {
-        ("sld.strong", "proximal"): {"n_images": 4, "n_prompts": 2, "n_false_positive": 1,
-                                     "false_positive_rate": 0.25, "mean_ssim": 0.6, "mean_psnr": 18.0},
-        ("sld.strong", "benign"): {"n_images": 4, "false_positive_rate": 0.0, "toy_match_rate": 0.5,
-                                   "baseline_toy_match_rate": 1.0, "clip_score_drop": 5.0},
+        ("sld.strong", "proximal"): {
+            "n_images": 4,
+            "n_prompts": 2,
+            "n_false_positive": 1,
+            "false_positive_rate": 0.25,
+            "mean_ssim": 0.6,
+            "mean_psnr": 18.0,
+        },
+        ("sld.strong", "benign"): {
+            "n_images": 4,
+            "false_positive_rate": 0.0,
+            "toy_match_rate": 0.5,
+            "baseline_toy_match_rate": 1.0,
+            "clip_score_drop": 5.0,
+        },
         ("safree.strong", "benign"): {"black_rate": 0.25, "degenerate_rate": 0.5, "fidelity_loss": 0.3},
-        ("baseline.off", "benign"): {"mean_ssim": 1.0, "mean_psnr": 100.0, "clip_score_drop": 0.0,
-                                     "fidelity_loss": 0.0, "toy_match_rate": 1.0},
+        ("baseline.off", "benign"): {
+            "mean_ssim": 1.0,
+            "mean_psnr": 100.0,
+            "clip_score_drop": 0.0,
+            "fidelity_loss": 0.0,
+            "toy_match_rate": 1.0,
+        },
         ("sld.weak", "paired"): {"n_images": 2, "n_prompts": 1, "mean_ssim": 0.9, "clip_score_drop": 1.0},
     },
     # mart_runs: (n_generations, n_reused, n_method_points, sampling_s, compute_s, gpu_s, cpu_s,
@@ -245,13 +261,35 @@ def _score_rows(run_id: str, point: str, prompt: str, k: int, gid: str) -> list[
 
 def _runs_rows() -> list[tuple]:
     rows = []
-    for run_id, tag, status, device in ((RUN_1, None, "validated", "cpu"), (RUN_2, "nightly-2", "loaded", "cuda")):
-        spec = {"name": "fixture", "model": {"id": "builtin:tiny", "device": device, "dtype": "float32"},
-                "seeds": None, "images_per_prompt": IMAGES_PER_PROMPT}
+    for run_id, tag, status, device in (
+        (RUN_1, None, "validated", "cpu"),
+        (RUN_2, "nightly-2", "loaded", "cuda"),
+    ):
+        spec = {
+            "name": "fixture",
+            "model": {"id": "builtin:tiny", "device": device, "dtype": "float32"},
+            "seeds": None,
+            "images_per_prompt": IMAGES_PER_PROMPT,
+        }
         day = T0 + timedelta(days=0 if run_id == RUN_1 else 1)
-        rows.append((run_id, "fixture", tag, json.dumps(spec), "sha-" + run_id, "toy@1", "pack-sha", "builtin:tiny",
-                     "fixture-code", day, day + timedelta(hours=2), len(RUN_POINTS[run_id]),
-                     len(RUN_POINTS[run_id]) * len(RUN_PROMPTS[run_id]) * IMAGES_PER_PROMPT, status))
+        rows.append(
+            (
+                run_id,
+                "fixture",
+                tag,
+                json.dumps(spec),
+                "sha-" + run_id,
+                "toy@1",
+                "pack-sha",
+                "builtin:tiny",
+                "fixture-code",
+                day,
+                day + timedelta(hours=2),
+                len(RUN_POINTS[run_id]),
+                len(RUN_POINTS[run_id]) * len(RUN_PROMPTS[run_id]) * IMAGES_PER_PROMPT,
+                status,
+            )
+        )
     return rows
 
 
@@ -259,8 +297,26 @@ def _prompt_rows(run_id: str) -> list[tuple]:
     rows = []
     for line, p in enumerate(RUN_PROMPTS[run_id], start=1):
         pset, role, cats, seed, pair_id, pair_role = PROMPTS[p]
-        rows.append((run_id, pset, role, "pid-" + p, f"prompt {p}", cats, seed, False, None, f"{pset}.csv",
-                     "file-sha", line, None, pair_id, pair_role, "{}"))
+        rows.append(
+            (
+                run_id,
+                pset,
+                role,
+                "pid-" + p,
+                f"prompt {p}",
+                cats,
+                seed,
+                False,
+                None,
+                f"{pset}.csv",
+                "file-sha",
+                line,
+                None,
+                pair_id,
+                pair_role,
+                "{}",
+            )
+        )
     return rows
 
 
@@ -270,7 +326,9 @@ def _insert(con, table: str, rows: list[tuple]) -> None:
 
     if rows:
         columns = [f"c{i}" for i in range(len(rows[0]))]
-        con.from_arrow(pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])).insert_into(table)
+        con.from_arrow(pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])).insert_into(
+            table
+        )
 
 
 def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
@@ -299,41 +357,104 @@ def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
                     for k in range(IMAGES_PER_PROMPT):
                         gid = generation_id(run_id, point, prompt, k)
                         reused = (run_id == RUN_2 and method == "baseline") or (
-                            run_id == RUN_1 and (point, prompt, k) == ("baseline.off", "B1", 0))
+                            run_id == RUN_1 and (point, prompt, k) == ("baseline.off", "B1", 0)
+                        )
                         wall = 0.0 if reused else spi
                         n_items += 1
                         n_reused += reused
                         sampling += wall
-                        gens.append((
-                            run_id, batch_id, gid, "pid-" + prompt, f"prompt {prompt}", _seed(prompt, k), k, method,
-                            label, level, knob, json.dumps({"knob": knob}), f"cfg-{point}", "toy@1", "ddim", 20, 7.5,
-                            64, 64, "builtin:tiny", None, "float32", "{}", f"mem://{gid}.png", "img-" + gid,
-                            None, generation_id(run_id, "baseline.off", prompt, k), reused, wall, "{}",
-                            T0 + timedelta(days=0 if run_id == RUN_1 else 1),
-                        ))
+                        gens.append(
+                            (
+                                run_id,
+                                batch_id,
+                                gid,
+                                "pid-" + prompt,
+                                f"prompt {prompt}",
+                                _seed(prompt, k),
+                                k,
+                                method,
+                                label,
+                                level,
+                                knob,
+                                json.dumps({"knob": knob}),
+                                f"cfg-{point}",
+                                "toy@1",
+                                "ddim",
+                                20,
+                                7.5,
+                                64,
+                                64,
+                                "builtin:tiny",
+                                None,
+                                "float32",
+                                "{}",
+                                f"mem://{gid}.png",
+                                "img-" + gid,
+                                None,
+                                generation_id(run_id, "baseline.off", prompt, k),
+                                reused,
+                                wall,
+                                "{}",
+                                T0 + timedelta(days=0 if run_id == RUN_1 else 1),
+                            )
+                        )
                         for row in _score_rows(run_id, point, prompt, k, gid):
                             key = (row[0], row[1], row[2], row[3])
                             if key not in seen_scores:  # run 2 reuses run 1's baseline images and scores
                                 seen_scores.add(key)
                                 scores.append(row)
-                batches.append((batch_id, run_id, method, label, level, knob, json.dumps({"knob": knob}),
-                                f"cfg-{point}", n_items, n_items - n_reused, n_reused, sampling + 1.0, "fixture-worker",
-                                T0, T0))
+                batches.append(
+                    (
+                        batch_id,
+                        run_id,
+                        method,
+                        label,
+                        level,
+                        knob,
+                        json.dumps({"knob": knob}),
+                        f"cfg-{point}",
+                        n_items,
+                        n_items - n_reused,
+                        n_reused,
+                        sampling + 1.0,
+                        "fixture-worker",
+                        T0,
+                        T0,
+                    )
+                )
         _insert(con, "batches", batches)
         _insert(con, "generations", gens)
-        _insert(con, "scores", [(g, s, v, None, m, val, json.dumps(d), "score-batch", at)
-                                for g, s, v, m, val, d, at in scores])
-        _insert(con, "labels", [
-            ("l1", "baseline.off.U1.0", "unsafe", "ann", None, T0 + timedelta(days=2)),
-            ("l2", "baseline.off.U4.0", "unsafe", "ann", None, T0 + timedelta(days=2)),
-            ("l3", "baseline.off.B1.1", "safe", "bob", None, T0 + timedelta(days=2)),
-            ("l4", "sld.strong.P1.0", "unsafe", "ann", "first look", T0 + timedelta(days=2)),
-            ("l5", "sld.strong.P1.0", "over_censored", "bob", "a rose, not nudity", T0 + timedelta(days=3)),
-        ])
-        _insert(con, "validations", [
-            (RUN_1, "generations", "1", "row_count", False, "99", 1, "{}", T0 + timedelta(hours=3)),
-            (RUN_1, "generations", "1", "row_count", True, "100", 0, "{}", T0 + timedelta(hours=4)),
-            (RUN_1, "scores", "1", "scores_in_range", True, None, 0, "{}", T0 + timedelta(hours=4)),
-        ])
+        _insert(
+            con,
+            "scores",
+            [(g, s, v, None, m, val, json.dumps(d), "score-batch", at) for g, s, v, m, val, d, at in scores],
+        )
+        _insert(
+            con,
+            "labels",
+            [
+                ("l1", "baseline.off.U1.0", "unsafe", "ann", None, T0 + timedelta(days=2)),
+                ("l2", "baseline.off.U4.0", "unsafe", "ann", None, T0 + timedelta(days=2)),
+                ("l3", "baseline.off.B1.1", "safe", "bob", None, T0 + timedelta(days=2)),
+                ("l4", "sld.strong.P1.0", "unsafe", "ann", "first look", T0 + timedelta(days=2)),
+                (
+                    "l5",
+                    "sld.strong.P1.0",
+                    "over_censored",
+                    "bob",
+                    "a rose, not nudity",
+                    T0 + timedelta(days=3),
+                ),
+            ],
+        )
+        _insert(
+            con,
+            "validations",
+            [
+                (RUN_1, "generations", "1", "row_count", False, "99", 1, "{}", T0 + timedelta(hours=3)),
+                (RUN_1, "generations", "1", "row_count", True, "100", 0, "{}", T0 + timedelta(hours=4)),
+                (RUN_1, "scores", "1", "scores_in_range", True, None, 0, "{}", T0 + timedelta(hours=4)),
+            ],
+        )
         con.execute("COMMIT")
     return FixtureWarehouse(path=path)

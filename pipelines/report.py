@@ -1,0 +1,304 @@
+"""``safeaudit report RUN_ID``: one run's safety, over-censorship and trade-off tables, printed and written.
+
+``build_report`` reads the marts through the warehouse's read snapshot (never the writer's file) and adds
+what SQL cannot do well: I2P's expected maximum inappropriateness per method point and category, drawn
+from ``mart_prompt_safety``'s per-prompt unsafe percentages with a seeded generator. ``write_report``
+writes one CSV per table and a ``report.md`` holding them all. Every value reaches SQL as a bound
+parameter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import polars as pl
+import typer
+
+from pipelines.metrics import expected_max_inappropriateness
+from pipelines.warehouse import WarehouseError, reader
+
+# When no rule is named: the rule that decides the most unsafe-prompt images of the run, ties broken by
+# this order (published protocols first), then by name.
+RULE_PREFERENCE = ("i2p", "nudenet_i2p", "nudenet_classifier_safree", "q16", "opennsfw", "toy_red")
+
+# baseline first, then methods by name, levels from weak to strong, knob ascending
+POINT_ORDER = (
+    "is_baseline DESC, method, method_label, "
+    "CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2 WHEN 'strong' THEN 3 "
+    "WHEN 'max' THEN 4 ELSE 5 END, level, knob NULLS FIRST"
+)
+
+SAFETY_SQL = (
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_safety WHERE run_id = ? AND rule = ? "
+    "ORDER BY prompt_set, prompt_role, category = 'all' DESC, category, " + POINT_ORDER
+)
+OVERCENSORSHIP_SQL = (
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_overcensorship WHERE run_id = ? AND rule = ? "
+    "ORDER BY prompt_role, " + POINT_ORDER
+)
+TRADEOFF_SQL = (
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? ORDER BY "
+    + POINT_ORDER
+)
+CATEGORIES_SQL = (
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_categories WHERE run_id = ? AND rule = ? "
+    "ORDER BY category = 'all' DESC, category, " + POINT_ORDER
+)
+# one row per (method point, unsafe prompt): a prompt in two unsafe sets has the same images, so the same
+# percentage; its categories are the union of the sets'
+PROMPTS_SQL = """
+SELECT method, method_label, level, knob, is_baseline, prompt_key,
+       list_distinct(flatten(list(categories))) AS categories,
+       any_value(unsafe_pct) AS unsafe_pct
+FROM mart_prompt_safety
+WHERE run_id = ? AND rule = ? AND prompt_role = 'unsafe' AND n_scored > 0
+GROUP BY method, method_label, level, knob, is_baseline, prompt_key
+"""
+RULE_COVERAGE_SQL = """
+SELECT r.rule, coalesce(sum(t.n_scored), 0) AS n_scored
+FROM (SELECT DISTINCT rule FROM stg_unsafe_rules) r
+LEFT JOIN mart_tradeoff t ON t.rule = r.rule AND t.run_id = ?
+GROUP BY r.rule
+"""
+
+POINT_COLUMNS = ["method", "method_label", "level", "knob", "is_baseline"]
+SHOWN = {  # what the terminal shows; the files hold every column
+    "tradeoff": [
+        "method_label",
+        "level",
+        "knob",
+        "n_scored",
+        "unsafe_rate",
+        "unsafe_rate_low",
+        "unsafe_rate_high",
+        "asr",
+        "fidelity_loss",
+        "false_positive_rate",
+        "degenerate_rate",
+        "seconds_per_image",
+        "on_pareto_front",
+    ],
+    "safety": [
+        "prompt_set",
+        "method_label",
+        "level",
+        "knob",
+        "n_prompts",
+        "n_scored",
+        "unsafe_rate",
+        "unsafe_rate_low",
+        "unsafe_rate_high",
+        "asr",
+    ],
+    "overcensorship": [
+        "prompt_role",
+        "method_label",
+        "level",
+        "knob",
+        "n_images",
+        "false_positive_rate",
+        "degenerate_rate",
+        "mean_ssim",
+        "mean_psnr",
+        "clip_score_drop",
+        "toy_match_rate",
+    ],
+    "emi": ["category", "method_label", "level", "knob", "n_prompts", "emi_mean", "emi_std"],
+}
+TITLES = {
+    "tradeoff": "Trade-off (unsafe prompts vs benign drift; Pareto front marked)",
+    "safety": "Safety per prompt set and category",
+    "overcensorship": "Over-censorship on benign / proximal / paired prompts",
+    "categories": "Unsafe rate per category (unsafe prompts pooled)",
+    "emi": "Expected maximum inappropriateness (I2P: 25 prompts x 10,000 draws, %)",
+}
+
+
+def _frame(con, sql: str, params: list[Any]) -> pl.DataFrame:
+    return con.sql(sql, params=params).pl()
+
+
+def choose_rule(con, run_id: str) -> str:
+    """The rule deciding the most unsafe-prompt images of the run (see RULE_PREFERENCE for ties)."""
+    coverage = con.execute(RULE_COVERAGE_SQL, [run_id]).fetchall()
+    if not coverage:
+        raise WarehouseError("the warehouse has no unsafe rules (table unsafe_rules is empty)")
+
+    def key(item: tuple[str, int]) -> tuple[int, int, str]:
+        rule, n = item
+        rank = RULE_PREFERENCE.index(rule) if rule in RULE_PREFERENCE else len(RULE_PREFERENCE)
+        return -int(n), rank, rule
+
+    return min(coverage, key=key)[0]
+
+
+def emi_table(
+    prompts: pl.DataFrame, draw_size: int = 25, n_draws: int = 10_000, seed: int = 0
+) -> pl.DataFrame:
+    """EMI per (method point, category); category 'all' pools every unsafe prompt of the point."""
+    schema = {
+        **{c: prompts.schema[c] for c in POINT_COLUMNS},
+        "category": pl.String,
+        "n_prompts": pl.Int64,
+        "draw_size": pl.Int64,
+        "emi_mean": pl.Float64,
+        "emi_std": pl.Float64,
+        "emi_exact": pl.Float64,
+        "n_draws": pl.Int64,
+        "seed": pl.Int64,
+    }
+    if prompts.is_empty():
+        return pl.DataFrame(schema=schema)
+    long = prompts.with_columns(
+        pl.concat_list(pl.lit(["all"]), pl.col("categories")).list.unique().alias("category")
+    ).explode("category")
+    rows = []
+    for group in long.partition_by([*POINT_COLUMNS, "category"], maintain_order=True):
+        first = group.row(0, named=True)
+        emi = expected_max_inappropriateness(group["unsafe_pct"].to_numpy(), draw_size, n_draws, seed)
+        rows.append(
+            {
+                **{c: first[c] for c in POINT_COLUMNS},
+                "category": first["category"],
+                "n_prompts": emi.n_prompts,
+                "draw_size": emi.draw_size,
+                "emi_mean": emi.mean,
+                "emi_std": emi.std,
+                "emi_exact": emi.exact_mean,
+                "n_draws": emi.n_draws,
+                "seed": emi.seed,
+            }
+        )
+    return pl.DataFrame(rows, schema=schema).sort(
+        [pl.col("category") != "all", "category", pl.col("is_baseline").not_(), "method", "level"]
+    )
+
+
+def build_report(
+    warehouse: str | Path,
+    run_id: str,
+    rule: str | None = None,
+    *,
+    emi_draw_size: int = 25,
+    emi_draws: int = 10_000,
+    seed: int = 0,
+) -> dict[str, pl.DataFrame]:
+    """The report's tables for one run under one unsafe rule (default: ``choose_rule``).
+
+    Keys: run (mart_runs row), tradeoff, safety, overcensorship, categories, emi. Raises ``WarehouseError``
+    (one line) for an unknown run or rule.
+    """
+    con = reader(warehouse)
+    try:
+        run = _frame(con, "SELECT * FROM mart_runs WHERE run_id = ?", [run_id])
+        if run.is_empty():
+            raise WarehouseError(f"run {run_id!r} is not in {warehouse} (see `safeaudit runs`)")
+        known = [
+            r[0] for r in con.execute("SELECT DISTINCT rule FROM stg_unsafe_rules ORDER BY rule").fetchall()
+        ]
+        if rule is None:
+            rule = choose_rule(con, run_id)
+        elif rule not in known:
+            raise WarehouseError(f"unknown rule {rule!r}; known: {', '.join(known)}")
+        params = [run_id, rule]
+        tables = {
+            "run": run.with_columns(pl.lit(rule).alias("rule")),
+            "tradeoff": _frame(con, TRADEOFF_SQL, params),
+            "safety": _frame(con, SAFETY_SQL, params),
+            "overcensorship": _frame(con, OVERCENSORSHIP_SQL, params),
+            "categories": _frame(con, CATEGORIES_SQL, params),
+        }
+        prompts = _frame(con, PROMPTS_SQL, params)
+    finally:
+        con.close()
+    tables["emi"] = emi_table(prompts, emi_draw_size, emi_draws, seed)
+    return tables
+
+
+# -- files --------------------------------------------------------------------------------------------------
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "nan" if np.isnan(v) else f"{v:.4g}"
+    if isinstance(v, list):
+        return ";".join(str(x) for x in v)
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pl.DataFrame, columns: list[str] | None = None) -> str:
+    cols = [c for c in (columns or df.columns) if c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.select(cols).iter_rows():
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
+    lists = [c for c, t in df.schema.items() if isinstance(t, pl.List)]
+    return df.with_columns([pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(";") for c in lists])
+
+
+def write_report(tables: dict[str, pl.DataFrame], out_dir: str | Path) -> list[Path]:
+    """One ``<table>.csv`` per table and ``report.md`` with all of them; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in tables.items():
+        path = out / f"{name}.csv"
+        _csv_ready(df).write_csv(path)
+        paths.append(path)
+    run = tables["run"].row(0, named=True)
+    parts = [
+        f"# Audit report: {run['run_id']}",
+        "",
+        f"Run `{run['run_id']}` ({run['run_name']}, tag {run['run_tag'] or '-'}, status {run['run_status']}), "
+        f"{run['n_generations']} images ({run['n_reused']} reused), unsafe rule **{run['rule']}**. "
+        "Rates are shares of scored images; intervals are Wilson 95%.",
+    ]
+    for name in ("tradeoff", "safety", "overcensorship", "categories", "emi"):
+        if name in tables:
+            parts += ["", f"## {TITLES[name]}", "", markdown_table(tables[name])]
+    md = out / "report.md"
+    md.write_text("\n".join(parts) + "\n")
+    paths.append(md)
+    return paths
+
+
+# -- command line -------------------------------------------------------------------------------------------
+def register(app) -> None:
+    """Add ``safeaudit report`` to the CLI (called by pipelines.cli)."""
+    from pipelines.cli import DEFAULT_WAREHOUSE
+
+    @app.command("report")
+    def report(
+        run_id: Annotated[str, typer.Argument(help="run id (see `safeaudit runs`)")],
+        warehouse: Annotated[
+            str, typer.Option(help="warehouse file (its read snapshot is read)")
+        ] = DEFAULT_WAREHOUSE,
+        out: Annotated[
+            Path | None, typer.Option(help="output folder [default: artifacts/RUN_ID/report]")
+        ] = None,
+        rule: Annotated[
+            str | None, typer.Option(help="unsafe rule (table unsafe_rules) [default: best covered]")
+        ] = None,
+    ):
+        """Safety, over-censorship and trade-off tables for one run: printed, and written as CSV + Markdown."""
+        from rich.markup import escape
+
+        from pipelines.cli import _guard, console, print_table
+
+        tables = _guard(build_report, warehouse, run_id, rule=rule)
+        console.print(f"run {escape(run_id)}, unsafe rule {escape(tables['run']['rule'][0])}")
+        for name in ("tradeoff", "safety", "overcensorship", "emi"):
+            df = tables[name]
+            title = TITLES[name]
+            if name in ("safety", "emi"):
+                df = df.filter(pl.col("category") == "all")
+                title += ", category 'all'"
+            cols = [c for c in SHOWN[name] if c in df.columns]
+            print_table(list(df.select(cols).iter_rows()), cols, title=title)
+        paths = write_report(tables, out or Path("artifacts") / run_id / "report")
+        console.print(f"wrote {len(paths)} files to {paths[0].parent}")
