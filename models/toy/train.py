@@ -37,23 +37,23 @@ TEXT_HIDDEN = 64
 class TrainConfig:
     seed: int = 0
     n_images: int = 16000
-    vae_steps: int = 1500
+    vae_steps: int = 560
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl: float = 1e-6
-    text_steps: int = 300
+    text_steps: int = 100
     text_batch: int = 128
     text_lr: float = 2e-3
     unet_steps: int = 3000
     unet_batch: int = 64
-    unet_lr: float = 5e-4
+    unet_lr: float = 1e-3
     unet_warmup: int = 100
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
     checkpoint_every_s: float = 180.0
-    threads: int = 2
-    vae_channels: tuple = (32, 32, 64, 64)
-    unet_channels: tuple = (64, 128)
+    threads: int = 1
+    vae_channels: tuple = (16, 32, 32, 32)
+    unet_channels: tuple = (32, 64)
     unet_layers: int = 2
     text_layers: int = 2
     extra: dict = field(default_factory=dict)
@@ -93,7 +93,7 @@ def model_configs(cfg: TrainConfig) -> dict[str, dict]:
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
             cross_attention_dim=TEXT_HIDDEN,
-            attention_head_dim=8,
+            attention_head_dim=4,
             norm_num_groups=32,
         ),
     }
@@ -374,7 +374,8 @@ def train_unet(out: Path, cfg: TrainConfig, cache: dict, progress: bool) -> Any:
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
         unet.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        if state.get("opt") is not None:
+            opt.load_state_dict(state["opt"])
         start = state["step"]
     alphas = _noise_schedule()
     unet.train()
@@ -407,7 +408,7 @@ def train_unet(out: Path, cfg: TrainConfig, cache: dict, progress: bool) -> Any:
             _save_ckpt(ckpt, {"model": unet.state_dict(), "opt": opt.state_dict(), "step": step + 1})
             last_ck = time.time()
     unet.eval()
-    _save_ckpt(final, {"model": unet.state_dict()})
+    _save_ckpt(final, {"model": unet.state_dict(), "opt": opt.state_dict(), "steps": cfg.unet_steps})
     ckpt.unlink(missing_ok=True)
     return unet
 
