@@ -317,6 +317,13 @@ def test_new_rule_version_changes_the_rate(tmp_path):
             [RUN_1],
         ).fetchone()
         assert rate == pytest.approx(3 / 8)  # 0.8, 0.8, 0.8 pass; U3's 0.5 and the 0.1s do not
+        # the sweep follows the new version: its own threshold is now 0.75 (and still one clause)
+        marked = con.execute(
+            "SELECT list_sort(list(DISTINCT threshold)) FROM mart_threshold_sweep WHERE run_id = ? "
+            "AND rule = 'nudenet_i2p' AND is_rule_threshold",
+            [RUN_1],
+        ).fetchone()[0]
+        assert marked == [0.75]
     finally:
         con.close()
 
