@@ -12,6 +12,18 @@ SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
 
 
+def pytest_configure(config):
+    # Tiny models on a 2-core machine: one intra-op thread is several times faster than the default
+    # (thread start-up dominates ms-sized kernels), and parallel test processes stop oversubscribing.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """A tiny random SD pipeline folder (built once, cached under .cache/)."""
