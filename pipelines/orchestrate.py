@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+
 REPO = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO / "dags"
 DAG_ID = "safety_audit"
@@ -317,8 +319,6 @@ def audit(
 
 def register(app) -> None:
     """Add ``safeaudit audit`` to the CLI."""
-    import typer
-
     from pipelines import cli
 
     @app.command("audit")
