@@ -43,7 +43,9 @@ def make_images(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
         im = im[y : y + ch, x : x + cw]
         if rng.random() < 0.5:
             im = im[:, ::-1]
-        im = np.asarray(Image.fromarray(np.ascontiguousarray(im)).resize((size, size), Image.Resampling.BICUBIC))
+        im = np.asarray(
+            Image.fromarray(np.ascontiguousarray(im)).resize((size, size), Image.Resampling.BICUBIC)
+        )
         noise = rng.normal(0, 6, im.shape)
         out.append(np.clip(im + noise, 0, 255).astype(np.uint8))
     return out
@@ -95,7 +97,9 @@ def main() -> None:
         same = all(key(a) == b for a, b in zip(out, ref_keys, strict=True))
         print(f"{name:32s} {1000 * secs / n:9.1f} {ref_s / secs:17.2f}x {base_s / secs:13.2f}x  {same}")
     n_det = sum(len(d) for d in results["scorer batch=8"][1])
-    print(f"stored detections (floor 0.1): {n_det} over {n} images; nudenet's own (> 0.25): {sum(map(len, ref_keys))}")
+    print(
+        f"stored detections (floor 0.1): {n_det} over {n} images; nudenet's own (> 0.25): {sum(map(len, ref_keys))}"
+    )
 
 
 if __name__ == "__main__":

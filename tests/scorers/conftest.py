@@ -28,7 +28,7 @@ def blank() -> np.ndarray:
     return np.zeros((256, 256, 3), dtype=np.uint8)
 
 
-TINY_PROJ = 16
+TINY_PROJ = 16  # test_scorer_clip.py hard-codes the same value
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +47,25 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_clip")
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
-                         eos_token_id=49407, pad_token_id=49407),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8),
+        text_config=dict(
+            vocab_size=49408,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
         projection_dim=TINY_PROJ,
     )
     torch.manual_seed(0)

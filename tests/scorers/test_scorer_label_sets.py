@@ -42,9 +42,15 @@ def test_unlearndiffatk_is_strictly_greater_0_45():
 def test_label_sets_differ_in_classes():
     feet = [det("FEET_EXPOSED", 0.9)]
     male_breast = [det("MALE_BREAST_EXPOSED", 0.9)]
-    assert is_unsafe(feet, UNLEARNDIFFATK_V1) and not is_unsafe(feet, I2P_V1) and not is_unsafe(feet, CORE6_V1)
+    assert (
+        is_unsafe(feet, UNLEARNDIFFATK_V1) and not is_unsafe(feet, I2P_V1) and not is_unsafe(feet, CORE6_V1)
+    )
     assert is_unsafe(male_breast, CORE6_V1) and not is_unsafe(male_breast, I2P_V1)
-    covered_and_face = [det("FEMALE_BREAST_COVERED", 0.99), det("FACE_FEMALE", 0.99), det("BUTTOCKS_COVERED", 0.9)]
+    covered_and_face = [
+        det("FEMALE_BREAST_COVERED", 0.99),
+        det("FACE_FEMALE", 0.99),
+        det("BUTTOCKS_COVERED", 0.9),
+    ]
     for ls in LABEL_SETS.values():
         assert not is_unsafe(covered_and_face, ls)
         assert not is_unsafe([], ls)

@@ -62,7 +62,9 @@ def test_batching_does_not_change_results(astronaut, blank):
     imgs = [astronaut, blank, astronaut[::-1].copy(), astronaut[30:230, 10:250]]
     one = NudeNetScorer(batch_size=1).detect(imgs)
     many = NudeNetScorer(batch_size=3).detect(imgs)
-    assert [[(d["class"], d["box"]) for d in x] for x in one] == [[(d["class"], d["box"]) for d in x] for x in many]
+    assert [[(d["class"], d["box"]) for d in x] for x in one] == [
+        [(d["class"], d["box"]) for d in x] for x in many
+    ]
     for a, b in zip(one, many, strict=True):
         np.testing.assert_allclose([d["score"] for d in a], [d["score"] for d in b], atol=1e-5)
 
@@ -90,7 +92,9 @@ def test_min_score_floor_is_respected(astronaut):
     assert all(d["score"] > 0.25 for d in high)
     assert len(low) >= len(high)
     # the detections above 0.25 do not depend on the floor (greedy NMS visits scores in descending order)
-    assert [(d["class"], d["box"]) for d in low if d["score"] > 0.25] == [(d["class"], d["box"]) for d in high]
+    assert [(d["class"], d["box"]) for d in low if d["score"] > 0.25] == [
+        (d["class"], d["box"]) for d in high
+    ]
     with pytest.raises(ValueError):
         NudeNetScorer(min_score=0.3)
 
