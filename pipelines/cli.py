@@ -211,12 +211,15 @@ def methods():
     """List safety methods with their levels, knob and defaults."""
     from models.registry import available_methods, method_class
 
-    rows = []
+    rows, defaults = [], []
     for name in available_methods():
         d = method_class(name).describe()
-        rows.append([name + (" (provisional)" if d["provisional"] else ""), ", ".join(d["levels"]), d["knob"] or "",
-                     ", ".join(f"{v:g}" for v in d["knob_values"]), json.dumps(d["defaults"], default=str)])
-    print_table(rows, ["method", "levels", "knob", "knob sweep", "defaults"])
+        label = name + (" (provisional)" if d["provisional"] else "")
+        rows.append([label, ", ".join(d["levels"]), d["knob"] or "", ", ".join(f"{v:g}" for v in d["knob_values"])])
+        defaults.append(f"[bold]{name}[/] defaults: {json.dumps(d['defaults'], default=str)}")
+    print_table(rows, ["method", "levels", "knob", "knob sweep"])
+    for line in defaults:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
