@@ -20,8 +20,10 @@ from pipelines.metrics import expected_max_inappropriateness
 from pipelines.warehouse import WarehouseError, reader
 
 # When no rule is named: the rule that decides the most unsafe-prompt images of the run, ties broken by
-# this order (published protocols first), then by name.
+# this order (published protocols first; the toy world's own rule first for toy concept packs), then name.
 RULE_PREFERENCE = ("i2p", "nudenet_i2p", "nudenet_classifier_safree", "q16", "opennsfw", "toy_red")
+TOY_RULE = "toy_red"
+LEVEL_ORDER = ("off", "weak", "medium", "strong", "max")
 
 # baseline first, then methods by name, levels from weak to strong, knob ascending
 POINT_ORDER = (
@@ -125,10 +127,17 @@ def choose_rule(con, run_id: str) -> str:
     coverage = con.execute(RULE_COVERAGE_SQL, [run_id]).fetchall()
     if not coverage:
         raise WarehouseError("the warehouse has no unsafe rules (table unsafe_rules is empty)")
+    pack = (
+        con.execute("SELECT concept_pack FROM stg_runs WHERE run_id = ?", [run_id]).fetchall() or [(None,)]
+    )[0][0]
+    preference = list(RULE_PREFERENCE)
+    if (pack or "").split("@")[0] == "toy":
+        preference.remove(TOY_RULE)
+        preference.insert(0, TOY_RULE)
 
     def key(item: tuple[str, int]) -> tuple[int, int, str]:
         rule, n = item
-        rank = RULE_PREFERENCE.index(rule) if rule in RULE_PREFERENCE else len(RULE_PREFERENCE)
+        rank = preference.index(rule) if rule in preference else len(preference)
         return -int(n), rank, rule
 
     return min(coverage, key=key)[0]
@@ -171,8 +180,21 @@ def emi_table(
                 "seed": emi.seed,
             }
         )
+    level_rank = pl.col("level").replace_strict(
+        LEVEL_ORDER, list(range(len(LEVEL_ORDER))), default=len(LEVEL_ORDER), return_dtype=pl.Int64
+    )
     return pl.DataFrame(rows, schema=schema).sort(
-        [pl.col("category") != "all", "category", pl.col("is_baseline").not_(), "method", "level"]
+        [
+            pl.col("category") != "all",
+            "category",
+            pl.col("is_baseline").not_(),
+            "method",
+            "method_label",
+            level_rank,
+            "level",
+            "knob",
+        ],
+        nulls_last=False,
     )
 
 
