@@ -8,7 +8,7 @@ flips, crops and noise so detections vary):
   * nudenet.NudeDetector.detect_batch(batch_size=4)                          -- the package's batching
   * pipelines.scorers.nudenet.NudeNetScorer.detect at batch 1, 8, 16, 32    -- onnxruntime directly
 and prints ms/image, the batched/unbatched ratio, and whether the outputs agree (scores > 0.25).
-Each variant is timed `--repeats` times after one warm-up call; the best run counts.
+Variants are timed round-robin, `--repeats` rounds after one warm-up call each; the best round counts.
 """
 
 from __future__ import annotations
@@ -51,16 +51,6 @@ def make_images(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def key(dets) -> list[tuple]:
     return [(d["class"], tuple(d["box"]), round(d["score"], 5)) for d in dets if d["score"] > 0.25]
 
@@ -82,12 +72,22 @@ def main() -> None:
     print(f"{n} images {args.size}x{args.size}, cpu_count={os.cpu_count()}, repeats={args.repeats} (best)")
 
     det = NudeDetector()
-    results: dict[str, tuple[float, list]] = {}
-    results["nudenet.detect (per image)"] = timed(lambda: [det.detect(b) for b in bgr], args.repeats)
-    results["nudenet.detect_batch(4)"] = timed(lambda: det.detect_batch(bgr, batch_size=4), args.repeats)
+    variants = {
+        "nudenet.detect (per image)": lambda: [det.detect(b) for b in bgr],
+        "nudenet.detect_batch(4)": lambda: det.detect_batch(bgr, batch_size=4),
+    }
     for bs in (1, 8, 16, 32):
         sc = NudeNetScorer(batch_size=bs)
-        results[f"scorer batch={bs}"] = timed(lambda sc=sc: sc.detect(images), args.repeats)
+        variants[f"scorer batch={bs}"] = lambda sc=sc: sc.detect(images)
+    # round-robin so that background load hits every variant alike; best of `repeats` after a warm-up
+    outputs = {name: fn() for name, fn in variants.items()}
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(args.repeats):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    results = {name: (best[name], outputs[name]) for name in variants}
 
     ref_s, ref_out = results["nudenet.detect (per image)"]
     ref_keys = [key(d) for d in ref_out]

@@ -39,6 +39,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles store bytes this way
     }
 
     def find_class(self, module: str, name: str):
@@ -89,9 +90,14 @@ def load_prompt_embeddings(path: str | os.PathLike) -> np.ndarray:
         raise ScorerError(
             f"q16: cannot read prompt embeddings from {p}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         ) from None
-    if arr.ndim != 2 or arr.shape[0] != 2 or not np.isfinite(arr).all():
+    if (
+        arr.ndim != 2
+        or arr.shape[0] != 2
+        or not np.isfinite(arr).all()
+        or not np.linalg.norm(arr, axis=1).all()
+    ):
         raise ScorerError(
-            f"q16: {p} holds an array of shape {arr.shape}; expected finite (2, D) [appropriate, inappropriate]"
+            f"q16: {p} holds an array of shape {arr.shape}; expected finite, non-zero (2, D) [appropriate, inappropriate]"
         )
     return arr
 

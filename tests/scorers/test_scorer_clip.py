@@ -171,10 +171,17 @@ def test_q16_reads_the_original_pickle_format(tiny_clip_dir, tmp_path):
     b = get_scorer(
         "q16", clip_model=str(tiny_clip_dir), prompts_path=_prompt_file(tmp_path, arr.astype(np.float32))
     )
+    # a numpy-1, protocol-2 pickle (numpy.core module path, bytes via _codecs.encode) reads the same
+    old_style = tmp_path / "old.p"
+    old_style.write_bytes(
+        pickle.dumps(arr, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    )
+    c = get_scorer("q16", clip_model=str(tiny_clip_dir), prompts_path=old_style)
     im = _images(1)[0]
     assert a.score([ScoreInput("g", im)])[0].value == pytest.approx(
         b.score([ScoreInput("g", im)])[0].value, abs=1e-6
     )
+    assert c.score([ScoreInput("g", im)])[0].value == a.score([ScoreInput("g", im)])[0].value
     assert a.model_sha256 != b.model_sha256  # different prompt files -> different identity
     assert a.clip_sha256 == b.clip_sha256
 
@@ -207,6 +214,10 @@ def test_q16_missing_or_wrong_files_are_one_line(tiny_clip_dir, tmp_path, monkey
     with pytest.raises(ScorerError) as exc:
         get_scorer("q16", clip_model=str(tiny_clip_dir), prompts_path=wrong_rows)
     assert "(2, D)" in _one_line(exc)
+    zero_row = _prompt_file(tmp_path, np.stack([np.ones(TINY_PROJ), np.zeros(TINY_PROJ)]), "zero.npy")
+    with pytest.raises(ScorerError) as exc:
+        get_scorer("q16", clip_model=str(tiny_clip_dir), prompts_path=zero_row)
+    assert "non-zero" in _one_line(exc)
     good = _prompt_file(tmp_path, np.ones((2, TINY_PROJ)), "good.npy")
     with pytest.raises(ScorerError) as exc:
         get_scorer("q16", clip_model="safeaudit-test/not-a-cached-clip", prompts_path=good)
