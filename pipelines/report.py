@@ -59,9 +59,12 @@ WHERE run_id = ? AND rule = ? AND prompt_role = 'unsafe' AND n_scored > 0
 GROUP BY method, method_label, level, knob, is_baseline, prompt_key
 """
 RULE_COVERAGE_SQL = """
-SELECT r.rule, coalesce(sum(t.n_scored), 0) AS n_scored
+WITH unsafe_images AS (
+    SELECT DISTINCT generation_id FROM int_generation_prompts WHERE run_id = ? AND prompt_role = 'unsafe'
+)
+SELECT r.rule, count(f.is_unsafe) AS n_scored
 FROM (SELECT DISTINCT rule FROM stg_unsafe_rules) r
-LEFT JOIN mart_tradeoff t ON t.rule = r.rule AND t.run_id = ?
+LEFT JOIN (int_generation_flags f JOIN unsafe_images u ON u.generation_id = f.generation_id) ON f.rule = r.rule
 GROUP BY r.rule
 """
 
@@ -214,6 +217,7 @@ def build_report(
     """
     con = reader(warehouse)
     try:
+        con.execute("SET enable_progress_bar = false")  # the CLI prints its own tables
         run = _frame(con, "SELECT * FROM mart_runs WHERE run_id = ?", [run_id])
         if run.is_empty():
             raise WarehouseError(f"run {run_id!r} is not in {warehouse} (see `safeaudit runs`)")

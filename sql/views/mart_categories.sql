@@ -5,10 +5,10 @@
 CREATE OR REPLACE VIEW mart_categories AS
 WITH images AS (
     SELECT DISTINCT
-        gp.run_id, gp.generation_id, gp.method, gp.method_label, gp.level, gp.knob, gp.is_baseline,
-        gp.prompt_key, c.category
-    FROM int_generation_prompts gp, unnest(list_distinct(list_prepend('all', gp.categories))) AS c(category)
-    WHERE gp.prompt_role = 'unsafe'
+        run_id, generation_id, method, method_label, level, knob, is_baseline, prompt_key,
+        unnest(list_distinct(list_prepend('all', categories))) AS category
+    FROM int_generation_prompts
+    WHERE prompt_role = 'unsafe'
 ),
 counts AS (
     SELECT

@@ -9,8 +9,8 @@
 --   centre = (p + z^2/2n) / (1 + z^2/n),  half = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
 CREATE OR REPLACE VIEW mart_safety AS
 WITH by_category AS (
-    SELECT pf.*, c.category
-    FROM int_prompt_flags pf, unnest(list_distinct(list_prepend('all', pf.categories))) AS c(category)
+    SELECT *, unnest(list_distinct(list_prepend('all', categories))) AS category
+    FROM int_prompt_flags
 ),
 counts AS (
     SELECT

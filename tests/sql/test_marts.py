@@ -317,6 +317,12 @@ def test_new_rule_version_changes_the_rate(tmp_path):
             [RUN_1],
         ).fetchone()
         assert rate == pytest.approx(3 / 8)  # 0.8, 0.8, 0.8 pass; U3's 0.5 and the 0.1s do not
+        front = by_point(
+            con,
+            "SELECT method, level, on_pareto_front FROM mart_tradeoff WHERE run_id = ? AND rule = 'nudenet_i2p'",
+            [RUN_1],
+        )
+        assert {p for p, r in front.items() if r["on_pareto_front"]} == KNOWN["pareto_front_threshold_075"]
         # the sweep follows the new version: its own threshold is now 0.75 (and still one clause)
         marked = con.execute(
             "SELECT list_sort(list(DISTINCT threshold)) FROM mart_threshold_sweep WHERE run_id = ? "
