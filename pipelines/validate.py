@@ -249,6 +249,16 @@ def validate_run(warehouse: str, run_id: str, artifacts: str | None = None, **pa
     return summary
 
 
+def first_unexpected(result: Result, width: int = 100) -> str:
+    """The first failing row of a failed expectation, as ``column=value, ...`` (for tables and logs)."""
+    rows = (result.details or {}).get("unexpected") or []
+    if result.success or not rows:
+        return ""
+    first = rows[0]
+    text = ", ".join(f"{k}={v}" for k, v in first.items()) if isinstance(first, dict) else str(first)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 # -- CLI -----------------------------------------------------------------------------------------------------
 def register(app) -> None:
     @app.command("validate")
@@ -268,6 +278,9 @@ def register(app) -> None:
         max_constant_share: Annotated[
             float, typer.Option(help="tolerated constant frames per method x level")
         ] = 0.05,
+        rebuild_configs: Annotated[
+            bool, typer.Option("--rebuild-configs", help="also rebuild each method point via models.registry")
+        ] = False,
         show: Annotated[str, typer.Option(help="rows to print: all | failed")] = "all",
     ):
         """Run the data-quality suites on a loaded run; exit 1 (and quarantine the run) on any failure."""
@@ -278,6 +291,7 @@ def register(app) -> None:
             max_constant_share=max_constant_share,
             check_images=not no_images,
             sample=sample,
+            rebuild_configs=rebuild_configs,
         )
         summary, results = _guard(run_validation, warehouse, run_id, artifacts, params)
         rows = [
@@ -288,13 +302,14 @@ def register(app) -> None:
                 "skip" if r.skipped else ("[green]pass[/]" if r.success else "[bold red]FAIL[/]"),
                 r.observed_value or "",
                 "" if r.unexpected_count is None else r.unexpected_count,
+                first_unexpected(r),
             )
             for r in results
             if show == "all" or not r.success
         ]
         print_table(
             rows,
-            ["suite", "v", "expectation", "result", "observed", "unexpected"],
+            ["suite", "v", "expectation", "result", "observed", "unexpected", "first unexpected"],
             title=f"validate {run_id}",
         )
         if summary["success"]:

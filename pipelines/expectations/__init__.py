@@ -37,6 +37,10 @@ class Params:
     check_images: bool = True
     sample: int | None = None
     workers: int = 8
+    # Rebuild every method point through models.registry with this checkout's code and concept pack and
+    # compare config hashes (catches stale workers / unversioned method changes). Off by default: it
+    # imports torch and every method module (seconds), and the answer depends on the code, not the data.
+    rebuild_configs: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

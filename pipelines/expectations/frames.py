@@ -8,6 +8,7 @@ Frames and their grain (``INDEX`` names the columns that identify a row in failu
 - ``batches``      one row per batch id seen in ``batches`` or ``generations``: manifest items vs rows;
 - ``configs``      one row per distinct (batch, stored method config): JSON parse, hash, method, batch agreement;
 - ``scorers``      one row per scorer requested or seen: version / model sha256 pinned and consistent;
+- ``rebuilt``      one row per planned method point: stored config hashes vs the registry's (opt-in);
 - ``generations``  one row per generation row: key uniqueness, baseline links, score completeness / ranges /
                    detections (aggregated from score rows in SQL), image file checks.
 
@@ -37,6 +38,7 @@ INDEX: dict[str, list[str]] = {
     "configs": ["batch_id", "method"],
     "scorers": ["scorer"],
     "generations": ["generation_id"],
+    "rebuilt": ["point", "stored_hashes", "rebuilt_hash", "error"],
 }
 
 # Scorers whose stored rows must carry the model-file sha256 pinned in pipelines/scorers/assets/models.json.
@@ -320,6 +322,44 @@ class Frames:
             """,
             [self.run_id, self.items_per_point(), deg.version if deg is not None else ""],
         )
+
+    def _frame_rebuilt(self) -> pd.DataFrame:
+        """Each planned point rebuilt with ``pipelines.plan.build_point`` (models.registry) and hashed."""
+        from models.concepts import load_pack
+        from pipelines.plan import MethodPoint, build_point
+
+        planned = self.planned_points().to_pylist()
+        overrides = {
+            (m["name"], m.get("label")): m.get("overrides") or {} for m in self.spec.get("methods") or []
+        }
+        try:
+            pack, pack_error = load_pack(self.spec.get("concept", "toy")), None
+        except Exception as exc:
+            pack, pack_error = None, f"concept pack: {exc}"
+        for row in planned:
+            row["rebuilt_hash"], row["error"] = None, pack_error
+            if pack is None:
+                continue
+            ov = tuple(sorted(overrides.get((row["method"], row["method_label"]), {}).items()))
+            point = MethodPoint(row["method"], row["method_label"], row["level"], row["knob"], ov)
+            try:
+                row["rebuilt_hash"] = build_point(point, pack).config_hash()
+            except Exception as exc:  # an unknown method or level in this checkout: the check fails, named
+                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self.con.register("rebuilt_points", pa.Table.from_pylist(planned))
+        df = self._df(
+            f"""
+            WITH stored AS (
+                SELECT {POINT_KEY.format(t="g")} AS point, list(DISTINCT g.config_hash ORDER BY g.config_hash) AS h
+                FROM generations g WHERE g.run_id = $1 GROUP BY point)
+            SELECT {POINT_KEY.format(t="r")} AS point, array_to_string(coalesce(s.h, []), ',') AS stored_hashes,
+                   r.rebuilt_hash, r.error
+            FROM rebuilt_points r LEFT JOIN stored s ON s.point = {POINT_KEY.format(t="r")}
+            ORDER BY point
+            """,
+            [self.run_id],
+        )
+        return df.assign(config_rebuilds=df.stored_hashes == df.rebuilt_hash.fillna("<none>"))
 
     def _frame_batches(self) -> pd.DataFrame:
         return self._df(

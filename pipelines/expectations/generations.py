@@ -12,6 +12,14 @@ def _no_images(frames) -> str | None:
     return None if frames.params.check_images else "image checks turned off (--no-images)"
 
 
+def _no_rebuild(frames) -> str | None:
+    return (
+        None
+        if frames.params.rebuild_configs
+        else "opt-in (--rebuild-configs): imports torch and every method"
+    )
+
+
 def _no_degenerate(frames) -> str | None:
     if "degenerate" not in frames.requested_scorers:
         return "the run did not request the 'degenerate' scorer"
@@ -95,6 +103,14 @@ SUITE = Suite(
             "configs",
             all_true("config_batch_ok"),
             "the generation's config and hash == its batch's",
+        ),
+        Check(
+            "config_rebuilds_from_registry",
+            "rebuilt",
+            all_true("config_rebuilds"),
+            "each planned method point, rebuilt via models.registry with this checkout's code and concept pack, "
+            "has the stored config_hash (one per point)",
+            skip=_no_rebuild,
         ),
         Check(
             "black_image_share_within_tolerance",

@@ -70,7 +70,7 @@ def test_clean_run_passes_every_expectation_and_is_stored(copy):
     assert summary["status"] == "validated" and summary["failed"] == []
     assert set(results) == set(check_names())
     assert summary["n_generations"] == 2 * 2 * (1 + 2 * ("negative_prompt" in copy.methods))
-    assert not [n for n, r in results.items() if r.skipped]
+    assert [n for n, r in results.items() if r.skipped] == ["config_rebuilds_from_registry"]  # opt-in
     images = results["image_sha256_matches"].details["images"]
     assert images["verified"] == images["images"] == summary["n_generations"]
 
@@ -433,3 +433,50 @@ def test_cli_exit_codes_and_failure_named(copy):
 
     missing = runner.invoke(app, ["validate", "no-such-run", "--warehouse", copy.warehouse])
     assert missing.exit_code == 2 and "not in the warehouse" in missing.output
+
+
+# -- configs through the registry -----------------------------------------------------------------------------
+def test_stored_config_hash_is_safety_method_config_hash():
+    from models.concepts import load_pack
+    from models.registry import available_methods, build_method, method_class
+    from pipelines.expectations.frames import config_hash
+
+    pack = load_pack("toy")
+    for name in available_methods():
+        for level in method_class(name).LEVELS:
+            m = build_method(name, level=level, concept=pack)
+            assert config_hash(json.dumps(m.resolved_config(), sort_keys=True)) == m.config_hash(), (
+                name,
+                level,
+            )
+
+
+def test_config_rebuilt_from_registry(copy):
+    needs(copy, method="negative_prompt")
+    summary, results = validate(copy, rebuild_configs=True)
+    assert summary["success"] and not results["config_rebuilds_from_registry"].skipped
+
+    # A consistent but stale config (as a worker running other code would write): only the rebuild sees it.
+    from pipelines.expectations.frames import config_hash
+
+    (cfg,) = query(copy, "SELECT DISTINCT method_config FROM generations WHERE level = 'medium'")[0]
+    stale = json.loads(cfg)
+    stale["concept"] = {"negative_prompt": "blue"}
+    stale_json = json.dumps(stale, sort_keys=True)
+    inject(
+        copy,
+        (
+            "UPDATE generations SET method_config = ?, config_hash = ? WHERE level = 'medium'",
+            [stale_json, config_hash(stale_json)],
+        ),
+        (
+            "UPDATE batches SET method_config = ?, config_hash = ? WHERE level = 'medium'",
+            [stale_json, config_hash(stale_json)],
+        ),
+    )
+    assert validate(copy)[1]["config_rebuilds_from_registry"].skipped
+    summary, results = validate(copy, rebuild_configs=True)
+    assert_failed_exactly(summary, results, {"config_rebuilds_from_registry"})
+    assert (
+        results["config_rebuilds_from_registry"].details["unexpected"][0]["point"] == "negative_prompt-medium"
+    )
