@@ -1,0 +1,46 @@
+"""safeaudit dashboard: the entry point ``streamlit run`` gets (``safeaudit dashboard`` starts it).
+
+It only routes: page config, ``st.navigation`` over the pages, and one clear message when the warehouse
+cannot be read. The warehouse and artifact paths come from ``SAFEAUDIT_WAREHOUSE`` / ``SAFEAUDIT_ARTIFACTS``
+(see ``dashboards.data``); nothing is opened at import.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run dashboards/app.py` puts only dashboards/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboards import data  # noqa: E402
+from pipelines.warehouse import WarehouseError  # noqa: E402
+
+st.set_page_config(page_title="safeaudit", page_icon=":material/shield:", layout="wide")
+
+PAGES = [
+    st.Page(
+        "pages/tradeoff.py",
+        title="Trade-off",
+        icon=":material/show_chart:",
+        url_path="tradeoff",
+        default=True,
+    ),
+    st.Page("pages/categories.py", title="Categories", icon=":material/grid_on:", url_path="categories"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),
+    st.Page("pages/label_quality.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
+]
+
+page = st.navigation(PAGES)
+try:
+    data.source()
+    page.run()
+except WarehouseError as exc:
+    st.error(str(exc).splitlines()[0])
+except duckdb.IOException as exc:  # the loader holds the file and no snapshot has been published yet
+    st.error(f"The warehouse cannot be read right now: {str(exc).splitlines()[0]}")

@@ -1,0 +1,86 @@
+"""``safeaudit dashboard``: serve the Streamlit dashboard on the loopback interface by default.
+
+The command checks the warehouse exists, puts its path (and the artifacts root) in the environment the
+app reads (``dashboards.data``), and replaces itself with ``streamlit run dashboards/app.py`` in headless
+mode, so stopping the process that was started stops the server (nothing is left behind).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+APP = Path(__file__).resolve().parent / "app.py"
+ROOT = APP.parent.parent
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    """The ``streamlit run`` argument list (headless, no telemetry, no file watching)."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+    ]
+
+
+def dashboard_env(warehouse: str | Path, artifacts: str | Path) -> dict[str, str]:
+    from dashboards.data import ENV_ARTIFACTS, ENV_WAREHOUSE
+
+    env = dict(os.environ)
+    env[ENV_WAREHOUSE] = str(Path(warehouse).expanduser().resolve())
+    env[ENV_ARTIFACTS] = str(Path(artifacts).expanduser().resolve())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return env
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``safeaudit dashboard`` to the CLI (called by pipelines.cli)."""
+    from pipelines.cli import DEFAULT_WAREHOUSE
+
+    @app.command("dashboard")
+    def dashboard(
+        warehouse: Annotated[
+            str, typer.Option(help="warehouse file (its read snapshot is read)")
+        ] = DEFAULT_WAREHOUSE,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8501,
+        host: Annotated[
+            str, typer.Option(help="address to bind (loopback unless you mean to share it)")
+        ] = "127.0.0.1",
+        artifacts: Annotated[
+            str, typer.Option(help="artifact store root: full-size images are served only from below it")
+        ] = "artifacts",
+    ):
+        """Start the reviewers' dashboard (Streamlit, headless) on the warehouse's read snapshot."""
+        from pipelines.warehouse import snapshot_path
+
+        path = Path(warehouse)
+        if not path.exists() and not snapshot_path(path).exists():
+            typer.echo(
+                f"error: warehouse {path} does not exist yet (run `safeaudit run SPEC` first)", err=True
+            )
+            raise typer.Exit(2)
+        cmd = streamlit_command(port, host)
+        typer.echo(f"dashboard: http://{host}:{port}  (warehouse {path.resolve()})")
+        sys.stdout.flush()
+        os.execve(sys.executable, cmd, dashboard_env(warehouse, artifacts))
