@@ -88,6 +88,7 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
                 con.execute("ROLLBACK")
                 raise
             loaded += 1
+        labels = merge_reviewer_labels(con, warehouse)
         if not pending:
             con.execute(
                 "UPDATE runs SET loaded_at = ?, status = CASE WHEN status = 'planned' THEN 'loaded' ELSE status END "
@@ -105,4 +106,13 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
         "generations": counts[0],
         "reused": counts[1],
         "new_score_rows": score_rows,
+        "labels_merged": labels,
     }
+
+
+def merge_reviewer_labels(con, warehouse: str) -> int:
+    """Reviewer labels arrive as small files beside the warehouse (the dashboard's write path, which never
+    opens the warehouse); the single writer folds them into ``labels`` on each load, idempotently."""
+    from dashboards.labels import labels_dir, merge_labels
+
+    return merge_labels(con, labels_dir(warehouse))["merged"]
