@@ -79,9 +79,9 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
                 )
                 if scores is not None and scores.num_rows:
                     con.register("incoming_scores", scores)
-                    before = con.execute("SELECT count(*) FROM scores").fetchone()[0]
+                    before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
                     con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
-                    score_rows += con.execute("SELECT count(*) FROM scores").fetchone()[0] - before
+                    score_rows += con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
                     con.unregister("incoming_scores")
                 con.execute("COMMIT")
             except Exception:
@@ -97,7 +97,7 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             )
         counts = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE reused) FROM generations WHERE run_id = ?", [run_id]
-        ).fetchone()
+        ).fetchall()[0]
     return {
         "run_id": run_id,
         "warehouse": str(warehouse),
