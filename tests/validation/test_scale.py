@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import validation_synthetic as synthetic  # beside this file (conftest puts the folder on sys.path)
 
 from pipelines.expectations import Params, check_names
-from pipelines.validate import run_validation
+from pipelines.validate import run_validation, validate_run
 from pipelines.warehouse import writer
 
 IMAGE_CHECKS = {"image_files_exist", "image_sha256_matches", "image_decodes_to_recorded_size"}
@@ -25,6 +26,10 @@ def test_small_synthetic_run_passes(tmp_path):
     assert set(summary["skipped"]) == IMAGE_CHECKS | {"config_rebuilds_from_registry"}
     assert summary["n_generations"] == 5 * 40 * 2 == info["generations"]
     assert {r.expectation for r in results} == set(check_names())
+
+    # the Airflow entry point: a small JSON-able dict, the run's status set
+    out = validate_run(wh, info["run_id"], check_images=False)
+    assert json.loads(json.dumps(out))["status"] == "validated" and out["failed"] == []
 
 
 @pytest.mark.slow
