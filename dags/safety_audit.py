@@ -1,15 +1,12 @@
 """
-### safety_audit: plan → generate (per batch, GPU) → score (per batch) → load → validate → report
+### safety_audit: plan → generate (per batch, queue/pool `gpu`) → score (per batch) → load → validate → report
 
-Runs one audit of a run spec (param `spec`, a YAML path relative to the project root). A scheduled run
-is tagged with its logical date, so each night is a new run id whose unchanged generations are *reused*
-(same content hash) instead of regenerated; only new prompts, methods or levels cost GPU time.
-
-* `generate` is mapped per batch (never per image), runs on queue `gpu` in pool `gpu`, retries twice;
-  a batch is idempotent (its manifest is written last), so a retry redoes only unfinished batches.
-* `load` is the only DuckDB writer; `validate` gates the run (a failed check fails the DAG run and the
-  warehouse marks the run quarantined); `report` summarises counts, reuse included.
-* XCom carries paths, ids and small count dicts only. No torch at parse time: tasks import lazily.
+Audits the run spec in param `spec` (a YAML path relative to the project). Scheduled runs are tagged with
+their logical date: each night is a new run id whose unchanged generations are *reused* (same content
+hash), so only new prompts, methods or levels cost GPU time. Batches are idempotent (manifest written
+last): a retry redoes unfinished work only. `load` is the single DuckDB writer; `validate` gates the run
+(a failure fails the DAG run and quarantines the run); `report` writes the tables and the reuse counts.
+XCom carries ids, paths and small dicts only; tasks import torch lazily, never at parse time.
 """
 
 from __future__ import annotations
@@ -32,13 +29,9 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("SAFEAUDIT_RETRY_DELAY_S", 
     doc_md=__doc__,
     default_args={"owner": "safeaudit", "retries": 2, "retry_delay": RETRY_DELAY},
     params={
-        "spec": Param(
-            "runspecs/toy.yaml", type="string", description="run spec YAML (relative to the project)"
-        ),
-        "tag": Param(
-            None, type=["null", "string"], description="run tag; scheduled runs use the logical date"
-        ),
-        "overrides": Param({}, type="object", description="top-level run spec keys to override, e.g. output"),
+        "spec": Param("runspecs/toy.yaml", type="string", description="run spec YAML"),
+        "tag": Param(None, type=["null", "string"], description="run tag (scheduled: the logical date)"),
+        "overrides": Param({}, type="object", description="run spec keys to override, e.g. output"),
     },
 )
 def safety_audit():

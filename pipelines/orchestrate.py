@@ -143,7 +143,7 @@ def validate_gate(run: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]
 
 
 def report_step(run: dict[str, Any], validation: dict[str, Any]) -> dict[str, Any]:
-    """Summarise the run (reuse included); write the HTML/Markdown report when ``pipelines.report`` exists."""
+    """Summarise the run (reuse included) and write its report (CSV + Markdown) beside its artifacts."""
     summary = {
         "run_id": run["run_id"],
         "warehouse": run["warehouse"],
@@ -162,13 +162,12 @@ def report_step(run: dict[str, Any], validation: dict[str, Any]) -> dict[str, An
     if importlib.util.find_spec("pipelines.report") is None:
         log.warning("pipelines.report is not present: no report written")
         return summary
-    report = importlib.import_module("pipelines.report")
-    write = getattr(report, "report_run", None)
-    if write is None:
-        log.warning("pipelines.report has no report_run(warehouse, run_id): no report written")
-        return summary
-    result = write(run["warehouse"], run["run_id"])
-    return summary | {"report": str(result)[:500] if result is not None else None}
+    from pipelines.report import build_report, write_report
+
+    # the report is local files; with object-store artifacts it goes to the project's artifacts/ folder
+    root = Path(run["artifacts"]) if "://" not in run["artifacts"] else project_path("artifacts")
+    paths = write_report(build_report(run["warehouse"], run["run_id"]), root / run["run_id"] / "report")
+    return summary | {"report": str(paths[-1])}
 
 
 def _scalars(d: dict[str, Any]) -> dict[str, Any]:

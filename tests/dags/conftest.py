@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -26,7 +27,10 @@ def airflow_home(tmp_path_factory) -> Path:
     """Configure Airflow for this test process (SQLite under tmp, DAGs folder = dags/) and migrate once."""
     home = tmp_path_factory.mktemp("airflow_home")
     template = REPO / ".cache" / f"airflow-template-{version('apache-airflow')}"
-    orchestrate.ensure_migrated(orchestrate.airflow_env(template))
+    template.mkdir(parents=True, exist_ok=True)
+    with open(template / ".lock", "w") as lock:  # two test sessions at once must not migrate one file twice
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        orchestrate.ensure_migrated(orchestrate.airflow_env(template))
     for name in ("airflow.db", ".safeaudit-migrated"):
         shutil.copy2(template / name, home / name)
     env = orchestrate.airflow_env(home, parallelism=2)

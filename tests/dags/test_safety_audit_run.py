@@ -6,7 +6,9 @@ in 2 batches. Runs happen in this process (dag.test), so diffusers is imported o
 
 from __future__ import annotations
 
+import importlib.util
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,8 @@ def test_first_run_loads_exact_rows(nightly):
     )
     assert (tag, expected) == ("2026-01-01", N_EXPECTED)
     assert status in ("loaded", "validated")
+    if importlib.util.find_spec("pipelines.report") is not None:
+        assert Path(s["report"]).name == "report.md" and Path(s["report"]).exists()
     for scorer in conf["overrides"]["scorers"]:
         ((n,),) = _warehouse(
             conf,
