@@ -43,12 +43,16 @@ def streamlit_command(port: int, host: str) -> list[str]:
     ]
 
 
-def dashboard_env(warehouse: str | Path, artifacts: str | Path) -> dict[str, str]:
-    from dashboards.data import ENV_ARTIFACTS, ENV_WAREHOUSE
+def dashboard_env(
+    warehouse: str | Path, artifacts: str | Path, labels_dir: str | Path | None = None
+) -> dict[str, str]:
+    from dashboards.data import ENV_ARTIFACTS, ENV_LABELS, ENV_WAREHOUSE
 
     env = dict(os.environ)
     env[ENV_WAREHOUSE] = str(Path(warehouse).expanduser().resolve())
     env[ENV_ARTIFACTS] = str(Path(artifacts).expanduser().resolve())
+    if labels_dir is not None:
+        env[ENV_LABELS] = str(Path(labels_dir).expanduser().resolve())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     return env
@@ -70,6 +74,10 @@ def register(app: typer.Typer) -> None:
         artifacts: Annotated[
             str, typer.Option(help="artifact store root: full-size images are served only from below it")
         ] = "artifacts",
+        labels_dir: Annotated[
+            str | None,
+            typer.Option(help="where reviewer labels are written [default: labels/ beside the warehouse]"),
+        ] = None,
     ):
         """Start the reviewers' dashboard (Streamlit, headless) on the warehouse's read snapshot."""
         from pipelines.warehouse import snapshot_path
@@ -83,4 +91,4 @@ def register(app: typer.Typer) -> None:
         cmd = streamlit_command(port, host)
         typer.echo(f"dashboard: http://{host}:{port}  (warehouse {path.resolve()})")
         sys.stdout.flush()
-        os.execve(sys.executable, cmd, dashboard_env(warehouse, artifacts))
+        os.execve(sys.executable, cmd, dashboard_env(warehouse, artifacts, labels_dir))

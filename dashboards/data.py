@@ -1,9 +1,14 @@
 """The dashboard's data layer: every query, cached, through one read-only connection to the read snapshot.
 
-* Where: ``SAFEAUDIT_WAREHOUSE`` (default ``warehouse/safeaudit.duckdb``; ``safeaudit dashboard`` sets it)
-  and ``SAFEAUDIT_ARTIFACTS`` (default ``artifacts``), read when a page runs, never at import.
-* Connection: ``pipelines.warehouse.reader`` (the snapshot, read-only), cached per snapshot version, one
-  ``cursor()`` per query (a DuckDB connection object is not shared between Streamlit's session threads).
+* Where: ``SAFEAUDIT_WAREHOUSE`` (default ``warehouse/safeaudit.duckdb``; ``safeaudit dashboard`` sets it),
+  ``SAFEAUDIT_ARTIFACTS`` (default ``artifacts``) and ``SAFEAUDIT_LABELS_DIR`` (default ``labels/`` beside
+  the warehouse; set it where the warehouse is mounted read-only), read when a page runs, never at import.
+* Connection: the read snapshot (or the main file before the first publish, as
+  ``pipelines.warehouse.reader`` picks it), ATTACHed READ_ONLY to a private in-memory DuckDB with external
+  access off, cached per snapshot version; one ``cursor()`` per query (a DuckDB connection object is not
+  shared between Streamlit's session threads). Not ``duckdb.connect(path)``: DuckDB shares one database
+  instance per path inside a process, so while any older connection is open a new one to the same path
+  still reads the snapshot the loader has since replaced, and the dashboard would never refresh.
 * Freshness: every cached function takes a ``Source`` whose key holds the snapshot's mtime and size, so
   the first rerun after the loader publishes a snapshot reads the new one; nothing needs a restart.
 * Safety of inputs: every value reaches SQL as a bound ``?`` parameter; SQL text here is constant. Image
@@ -16,6 +21,7 @@ Pages call these functions and lay out what they return; no SQL lives in a page.
 
 from __future__ import annotations
 
+import atexit
 import io
 import math
 import os
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
+import duckdb
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -30,10 +37,11 @@ import streamlit as st
 from dashboards import labels as label_store
 from pipelines.metrics import two_proportion_test, wilson_interval
 from pipelines.report import POINT_ORDER, choose_rule
-from pipelines.warehouse import WarehouseError, reader, snapshot_path
+from pipelines.warehouse import WarehouseError, snapshot_path
 
 ENV_WAREHOUSE = "SAFEAUDIT_WAREHOUSE"
 ENV_ARTIFACTS = "SAFEAUDIT_ARTIFACTS"
+ENV_LABELS = "SAFEAUDIT_LABELS_DIR"
 DEFAULT_WAREHOUSE = "warehouse/safeaudit.duckdb"
 DEFAULT_ARTIFACTS = "artifacts"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -53,15 +61,17 @@ OVERCENSORSHIP_SQL = (
 )
 SWEEP_SQL = (
     """
-    SELECT method, method_label, level, knob, is_baseline,
-           CASE WHEN prompt_role = 'unsafe' THEN 'unsafe' ELSE 'benign' END AS side,
-           any_value(threshold)                                          AS threshold,
-           bool_or(is_rule_threshold)                                    AS is_rule_threshold,
-           CAST(sum(n_scored) AS BIGINT)                                 AS n_scored,
-           CAST(sum(n_unsafe) AS BIGINT)                                 AS n_unsafe
-    FROM mart_threshold_sweep
-    WHERE run_id = ? AND rule = ? AND abs(threshold - ?) < 1e-9
-    GROUP BY ALL
+    SELECT * FROM (
+        SELECT method, method_label, level, knob, is_baseline,
+               CASE WHEN prompt_role = 'unsafe' THEN 'unsafe' ELSE 'benign' END AS side,
+               any_value(threshold)                                          AS threshold,
+               bool_or(is_rule_threshold)                                    AS is_rule_threshold,
+               CAST(sum(n_scored) AS BIGINT)                                 AS n_scored,
+               CAST(sum(n_unsafe) AS BIGINT)                                 AS n_unsafe
+        FROM mart_threshold_sweep
+        WHERE run_id = ? AND rule = ? AND abs(threshold - ?) < 1e-9
+        GROUP BY ALL
+    )
     ORDER BY side, """
     + POINT_ORDER
 )
@@ -115,12 +125,14 @@ class Source(NamedTuple):
     mtime_ns: int
     size: int
     artifacts: str
+    labels: str  # where reviewer labels are written and read back from (dashboards.labels)
 
 
 def source() -> Source:
     """The configured warehouse as it is now; raises ``WarehouseError`` when there is nothing to read."""
     warehouse = Path(os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE).expanduser().resolve()
     artifacts = Path(os.environ.get(ENV_ARTIFACTS) or DEFAULT_ARTIFACTS).expanduser().resolve()
+    labels = Path(os.environ.get(ENV_LABELS) or label_store.labels_dir(warehouse)).expanduser().resolve()
     snap = snapshot_path(warehouse)
     target = snap if snap.exists() else warehouse
     try:
@@ -129,16 +141,45 @@ def source() -> Source:
         raise WarehouseError(
             f"warehouse {warehouse} does not exist yet (run `safeaudit run SPEC` first)"
         ) from None
-    return Source(str(warehouse), str(target), st_.st_mtime_ns, st_.st_size, str(artifacts))
+    return Source(str(warehouse), str(target), st_.st_mtime_ns, st_.st_size, str(artifacts), str(labels))
+
+
+def open_snapshot(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to exactly this DuckDB file (catalog ``warehouse``): writes, file reads and
+    further ATTACHes fail, and the settings are locked."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(path)])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except Exception:
+        con.close()
+        raise
+    return con
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _connection(warehouse: str, snapshot: str, mtime_ns: int, size: int):
-    return reader(warehouse)
+def _connection(snapshot: str, mtime_ns: int, size: int) -> duckdb.DuckDBPyConnection:
+    return open_snapshot(snapshot)
+
+
+def _cursor(src: Source) -> duckdb.DuckDBPyConnection:
+    cur = _connection(src.snapshot, src.mtime_ns, src.size).cursor()
+    cur.execute("USE warehouse")
+    return cur
+
+
+def _close_connections() -> None:
+    """Drop cached connections before the interpreter tears DuckDB's module down (avoids nanobind leak
+    reports at exit)."""
+    _connection.clear()
+
+
+atexit.register(_close_connections)
 
 
 def _query(src: Source, sql: str, params: list[Any] | None = None, register: dict[str, Any] | None = None):
-    cur = _connection(src.warehouse, src.snapshot, src.mtime_ns, src.size).cursor()
+    cur = _cursor(src)
     try:
         for name, obj in (register or {}).items():
             cur.register(name, obj)
@@ -197,7 +238,7 @@ def rules(src: Source) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=32)
 def default_rule(src: Source, run_id: str) -> str | None:
     """The report's choice for a run (the rule deciding the most unsafe-prompt images)."""
-    cur = _connection(src.warehouse, src.snapshot, src.mtime_ns, src.size).cursor()
+    cur = _cursor(src)
     try:
         return choose_rule(cur, run_id)
     except WarehouseError:
@@ -577,7 +618,7 @@ def blur_bytes(data: bytes) -> bytes:
 
 # -- labels ------------------------------------------------------------------------------------------------
 def labels_dir(src: Source) -> Path:
-    return label_store.labels_dir(src.warehouse)
+    return Path(src.labels)
 
 
 def pending_version(src: Source) -> tuple[int, int]:

@@ -195,7 +195,7 @@ def merge_labels(con: Any, directory: str | Path) -> dict[str, Any]:
     if not labels:
         return {"read": 0, "merged": 0, "rejected": rejected}
     table = pa.Table.from_pylist([asdict(lab) for lab in labels])
-    before = con.execute("SELECT count(*) FROM labels").fetchone()[0]
+    before = con.execute("SELECT count(*) FROM labels").fetchall()[0][0]
     con.register("incoming_labels", table)
     try:
         con.execute(
@@ -204,7 +204,7 @@ def merge_labels(con: Any, directory: str | Path) -> dict[str, Any]:
         )
     finally:
         con.unregister("incoming_labels")
-    after = con.execute("SELECT count(*) FROM labels").fetchone()[0]
+    after = con.execute("SELECT count(*) FROM labels").fetchall()[0][0]
     return {"read": len(labels), "merged": after - before, "rejected": rejected}
 
 

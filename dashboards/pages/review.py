@@ -87,6 +87,12 @@ def _save(gid: str) -> None:
     except LabelError as exc:
         st.session_state["_label_msg"] = ("error", f"Label not saved: {exc}")
         return
+    except OSError as exc:  # e.g. the labels folder sits on a read-only mount
+        st.session_state["_label_msg"] = (
+            "error",
+            f"Label not saved: the labels folder is not writable ({exc.strerror}).",
+        )
+        return
     st.session_state["_label_msg"] = ("success", f"Saved label {choice} for {filters.md_escape(gid)}.")
 
 
@@ -106,7 +112,7 @@ for start in range(0, len(images), COLUMNS):
             st.markdown(f"**{filters.md_escape(img['point'])}**")
             if served.data is not None:
                 caption = f"{img['point']} · {served.origin}" + (" · blurred" if served.blurred else "")
-                st.image(served.data, caption=caption, width="stretch")
+                st.image(served.data, caption=caption, width="stretch", output_format="PNG")
             else:
                 st.caption("No image stored for this generation.")
             if img["flagged"]:
