@@ -23,16 +23,27 @@ TINY_SPEC = REPO / "runspecs" / "tiny.yaml"
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory) -> Path:
-    """Configure Airflow for this test process (SQLite under tmp, DAGs folder = dags/) and migrate once."""
-    home = tmp_path_factory.mktemp("airflow_home")
+def migrated_home():
+    """``migrated_home(path)``: make ``path`` an AIRFLOW_HOME with a migrated SQLite DB (copied from a cache)."""
     template = REPO / ".cache" / f"airflow-template-{version('apache-airflow')}"
     template.mkdir(parents=True, exist_ok=True)
     with open(template / ".lock", "w") as lock:  # two test sessions at once must not migrate one file twice
         fcntl.flock(lock, fcntl.LOCK_EX)
         orchestrate.ensure_migrated(orchestrate.airflow_env(template))
-    for name in ("airflow.db", ".safeaudit-migrated"):
-        shutil.copy2(template / name, home / name)
+
+    def make(home: Path) -> Path:
+        home.mkdir(parents=True, exist_ok=True)
+        for name in ("airflow.db", ".safeaudit-migrated"):
+            shutil.copy2(template / name, home / name)
+        return home
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory, migrated_home) -> Path:
+    """Configure Airflow for this test process (SQLite under tmp, DAGs folder = dags/) and migrate once."""
+    home = migrated_home(tmp_path_factory.mktemp("airflow_home"))
     env = orchestrate.airflow_env(home, parallelism=2)
     env["SAFEAUDIT_RETRY_DELAY_S"] = "1"  # read when the DAG file is parsed: retries in tests wait 1 s
     env[orchestrate.FAULTS_ENV] = str(tmp_path_factory.mktemp("faults"))
