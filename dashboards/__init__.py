@@ -1,1 +1,1 @@
-"""The reviewers' Streamlit dashboard (``safeaudit dashboard``): app.py routes, pages/ lay out, data.py reads."""
+"""The reviewers' Streamlit dashboard (``safeaudit dashboard``): app.py routes, app_pages/ lay out, data.py reads."""

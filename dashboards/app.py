@@ -1,7 +1,10 @@
 """safeaudit dashboard: the entry point ``streamlit run`` gets (``safeaudit dashboard`` starts it).
 
-It only routes: page config, ``st.navigation`` over the pages, and one clear message when the warehouse
-cannot be read. The warehouse and artifact paths come from ``SAFEAUDIT_WAREHOUSE`` / ``SAFEAUDIT_ARTIFACTS``
+It only routes: page config, ``st.navigation`` over the pages in ``app_pages/``, and one clear message
+when the warehouse cannot be read. The folder is deliberately not called ``pages/``: Streamlit still
+treats a ``pages/`` folder beside the entry point as an old-style multipage app until the first run calls
+``st.navigation``, so the first request of a fresh server to a shared link like ``/review`` would run
+that page file alone (no routing, no layout, no error handling), and AppTest does so on every rerun. The warehouse and artifact paths come from ``SAFEAUDIT_WAREHOUSE`` / ``SAFEAUDIT_ARTIFACTS``
 (see ``dashboards.data``); nothing is opened at import.
 """
 
@@ -17,29 +20,32 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboards/app.py` puts only das
 import duckdb  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboards import data  # noqa: E402
+from dashboards import data, filters  # noqa: E402
 from pipelines.warehouse import WarehouseError  # noqa: E402
 
 st.set_page_config(page_title="safeaudit", page_icon=":material/shield:", layout="wide")
 
 PAGES = [
     st.Page(
-        "pages/tradeoff.py",
+        "app_pages/tradeoff.py",
         title="Trade-off",
         icon=":material/show_chart:",
         url_path="tradeoff",
         default=True,
     ),
-    st.Page("pages/categories.py", title="Categories", icon=":material/grid_on:", url_path="categories"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
-    st.Page("pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),
-    st.Page("pages/label_quality.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
+    st.Page("app_pages/categories.py", title="Categories", icon=":material/grid_on:", url_path="categories"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page("app_pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),
+    st.Page("app_pages/label_quality.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
 ]
 
 page = st.navigation(PAGES)
 try:
     data.source()
-    page.run()
+    try:
+        page.run()
+    finally:  # also after st.stop(): a page that stopped early still reports ignored link parameters
+        filters.finish()
 except WarehouseError as exc:
     st.error(str(exc).splitlines()[0])
 except duckdb.IOException as exc:  # the loader holds the file and no snapshot has been published yet

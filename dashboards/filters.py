@@ -93,14 +93,16 @@ def choose(
     default: Any = None,
     container: Any = None,
     url: bool = True,
+    scope: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Draw ``widget(label, options, key=...)`` with persisted, URL-synced state; returns the value.
 
     ``widget`` is a Streamlit selection widget taking ``options`` (selectbox, radio, select_slider) or
-    ``st.checkbox`` (pass ``options=(False, True)``).
+    ``st.checkbox`` (pass ``options=(False, True)``). ``scope`` keeps one remembered value per scope (the
+    threshold per rule, so a new rule starts at its own threshold).
     """
-    store, key = f"f_{name}", f"w_{name}"
+    store, key = f"f_{name}" + (f"@{scope}" if scope else ""), f"w_{name}"
     options = list(options)
     if not options:
         return None
@@ -206,6 +208,7 @@ def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool
                 f"Threshold ({f.rule_info.get('op')} · rule's own {own:g})",
                 default=min(grid, key=lambda t: abs(t - own)),
                 format_func=lambda t: f"{t:g}",
+                scope=f.rule,
             )
         else:
             sb.caption("This rule has several clauses (or no swept scores): no single threshold to move.")
@@ -217,12 +220,9 @@ def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool
 
 
 def notices(f: Filters) -> None:
-    """Warnings every page shows at its top: ignored link parameters, a quarantined run."""
-    rejected = st.session_state.get("_rejected_params") or []
-    if rejected:
-        names = ", ".join(sorted(set(rejected)))
-        st.warning(f"Ignored link parameters that match no current option: {names}.")
-        st.session_state["_rejected_params"] = []
+    """What every page shows at its top: a quarantined run's badge, and (filled in by ``finish`` once the
+    page has drawn its own filters) the link parameters that were ignored."""
+    st.session_state["_notice_box"] = st.container()
     if st.session_state.pop("_quarantine_hint", False):
         st.info(
             "The linked run is quarantined: tick *Include quarantined runs* in the sidebar to inspect it."
@@ -241,3 +241,14 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>~$"})
 def md_escape(text: object) -> str:
     """Text from the warehouse (prompts, ids, notes) shown inside Markdown without being interpreted."""
     return str(text).replace("\n", " ").translate(_MD_SPECIAL)
+
+
+def finish() -> None:
+    """Report ignored link parameters in the box ``notices`` left at the top of the page (app.py calls this
+    after every page, also when the page stopped early). Names only: the rejected values are not echoed."""
+    box = st.session_state.pop("_notice_box", None)
+    rejected = st.session_state.get("_rejected_params") or []
+    if rejected and box is not None:
+        names = ", ".join(sorted(set(rejected)))
+        box.warning(f"Ignored link parameters that match no current option: {names}.")
+        st.session_state["_rejected_params"] = []

@@ -17,11 +17,11 @@ from tests.dashboards.dashboard_fixture import DashboardWarehouse, build_dashboa
 
 APP = REPO / "dashboards" / "app.py"
 PAGES = {
-    "tradeoff": "pages/tradeoff.py",
-    "categories": "pages/categories.py",
-    "runs": "pages/runs.py",
-    "review": "pages/review.py",
-    "labels": "pages/label_quality.py",
+    "tradeoff": "app_pages/tradeoff.py",
+    "categories": "app_pages/categories.py",
+    "runs": "app_pages/runs.py",
+    "review": "app_pages/review.py",
+    "labels": "app_pages/label_quality.py",
 }
 
 
