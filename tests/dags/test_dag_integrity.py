@@ -87,3 +87,27 @@ def test_fault_point_fires_once(tmp_path, monkeypatch):
         orchestrate.fault_point("generate", "b")
     orchestrate.fault_point("generate", "b")  # fired already
     assert (tmp_path / "generate.fired").exists()
+
+
+def test_scheduled_runs_are_tagged_with_their_logical_date(airflow_home, monkeypatch):
+    """Each night is a new run id (tag = ds); a manual run keeps the tag it was given, or none."""
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    calls = []
+    monkeypatch.setattr(
+        orchestrate, "plan_for_dag", lambda spec, tag, overrides: calls.append((spec, tag)) or {}
+    )
+    plan = DagBag(dag_folder=str(DAGS / "safety_audit.py")).get_dag("safety_audit").get_task("plan")
+    params = {"spec": "runspecs/toy.yaml", "tag": None, "overrides": {}}
+    plan.python_callable(params=params, dag_run=SimpleNamespace(run_type="scheduled"), ds="2026-01-03")
+    plan.python_callable(params=params, dag_run=SimpleNamespace(run_type="manual"), ds="2026-01-03")
+    plan.python_callable(
+        params=params | {"tag": "x"}, dag_run=SimpleNamespace(run_type="scheduled"), ds="2026-01-03"
+    )
+    assert calls == [
+        ("runspecs/toy.yaml", "2026-01-03"),
+        ("runspecs/toy.yaml", None),
+        ("runspecs/toy.yaml", "x"),
+    ]
