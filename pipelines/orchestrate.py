@@ -63,25 +63,22 @@ def plan_for_dag(
     """Plan a run for the DAG; return what downstream tasks need (ids, paths, counts: XCom-sized)."""
     from pipelines.plan import plan_run
     from pipelines.runner import preflight
-    from pipelines.runspec import load_spec
+    from pipelines.runspec import OutputSpec, load_spec
 
-    overrides = dict(overrides or {})
-    if tag:
-        overrides["tag"] = tag
-    loaded = load_spec(project_path(spec), overrides)
-    output = {
-        "artifacts": _project_uri(loaded.output.artifacts),
-        "warehouse": str(project_path(loaded.output.warehouse)),
-    }
-    run_spec = load_spec(project_path(spec), overrides | {"output": output})
+    run_spec = load_spec(project_path(spec), dict(overrides or {}) | ({"tag": tag} if tag else {}))
+    output = OutputSpec(
+        artifacts=_project_uri(run_spec.output.artifacts),
+        warehouse=str(project_path(run_spec.output.warehouse)),
+    )
+    run_spec = run_spec.model_copy(update={"output": output})
     preflight(run_spec)
     plan = plan_run(run_spec)
     return {
         "run_id": plan["run_id"],
         "name": plan["name"],
         "tag": plan["tag"],
-        "artifacts": output["artifacts"],
-        "warehouse": output["warehouse"],
+        "artifacts": output.artifacts,
+        "warehouse": output.warehouse,
         "batch_ids": plan["batch_ids"],
         "n_expected": plan["n_expected"],
         "n_reused": plan["n_reused"],
@@ -296,11 +293,10 @@ def audit(
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the DAG on a spec through Airflow (SQLite metadata under ``home``); return the child's result."""
-    spec_path = project_path(spec)
-    if not spec_path.exists():
-        from pipelines.runspec import RunSpecError
+    from pipelines.runspec import load_spec
 
-        raise RunSpecError(f"{spec}: run spec not found")
+    spec_path = Path(spec).resolve() if Path(spec).exists() else project_path(spec)
+    load_spec(spec_path, dict(overrides or {}) | ({"tag": tag} if tag else {}))  # fail fast, in one line
     env = airflow_env(Path(home).resolve(), parallelism=parallelism)
     ensure_migrated(env)
     conf = {"spec": str(spec_path), "tag": tag, "overrides": overrides or {}}
