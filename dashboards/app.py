@@ -26,13 +26,8 @@ from pipelines.warehouse import WarehouseError  # noqa: E402
 st.set_page_config(page_title="safeaudit", page_icon=":material/shield:", layout="wide")
 
 PAGES = [
-    st.Page(
-        "app_pages/tradeoff.py",
-        title="Trade-off",
-        icon=":material/show_chart:",
-        url_path="tradeoff",
-        default=True,
-    ),
+    # the default page is served at the root URL (Streamlit ignores a default page's url_path)
+    st.Page("app_pages/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),
     st.Page("app_pages/categories.py", title="Categories", icon=":material/grid_on:", url_path="categories"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("app_pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),

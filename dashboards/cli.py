@@ -40,6 +40,8 @@ def streamlit_command(port: int, host: str) -> list[str]:
         "false",
         "--global.developmentMode",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

@@ -163,7 +163,7 @@ def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool
         quarantined_ids = set()
     run_ids = list(pool.sort_values(["planned_at", "run_id"], ascending=False)["run_id"])
     labels = {
-        r["run_id"]: ("⛔ " if r["is_quarantined"] else "")
+        r["run_id"]: ("QUARANTINED · " if r["is_quarantined"] else "")
         + r["run_id"]
         + (f" · {r['run_tag']}" if isinstance(r["run_tag"], str) else "")
         for r in pool.to_dict("records")

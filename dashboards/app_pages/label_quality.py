@@ -24,21 +24,22 @@ st.subheader("Precision and recall per rule")
 if quality.empty:
     st.info("No reviewer labels yet: label images on the Image review page.")
 else:
+    decided = quality[quality["n_compared"] > 0]  # rules that scored none of the labelled images: table only
     fig = go.Figure()
     for name, color in (("precision", "#1f77b4"), ("recall", "#ff7f0e")):
         fig.add_trace(
             go.Bar(
-                x=quality["rule"],
-                y=quality[name],
+                x=decided["rule"],
+                y=decided[name],
                 name=name,
                 marker_color=color,
                 error_y=dict(
                     type="data",
                     symmetric=False,
-                    array=(quality[f"{name}_high"] - quality[name]).fillna(0).tolist(),
-                    arrayminus=(quality[name] - quality[f"{name}_low"]).fillna(0).tolist(),
+                    array=(decided[f"{name}_high"] - decided[name]).fillna(0).tolist(),
+                    arrayminus=(decided[name] - decided[f"{name}_low"]).fillna(0).tolist(),
                 ),
-                customdata=list(zip(quality["tp"], quality["fp"], quality["fn"], quality["tn"], strict=True)),
+                customdata=list(zip(decided["tp"], decided["fp"], decided["fn"], decided["tn"], strict=True)),
                 hovertemplate=(
                     "<b>%{x}</b><br>" + name + " %{y:.3f}<br>tp %{customdata[0]} · fp %{customdata[1]} · "
                     "fn %{customdata[2]} · tn %{customdata[3]}<extra></extra>"

@@ -108,7 +108,7 @@ for start in range(0, len(images), COLUMNS):
         is_revealed = gid in revealed
         blur = img["flagged"] and not is_revealed
         served = data.served_image(f.src, gid, blur=blur, full=bool(full))
-        with col.container(border=True):
+        with col.container(border=True, key=f"card_{gid}"):
             st.markdown(f"**{filters.md_escape(img['point'])}**")
             if served.data is not None:
                 caption = f"{img['point']} · {served.origin}" + (" · blurred" if served.blurred else "")
@@ -116,7 +116,9 @@ for start in range(0, len(images), COLUMNS):
             else:
                 st.caption("No image stored for this generation.")
             if img["flagged"]:
-                st.badge("flagged: " + ", ".join(img["flagged_by"]), icon=":material/warning:", color="red")
+                n = len(img["flagged_by"])
+                st.badge(f"flagged by {n} rule{'s' if n > 1 else ''}", icon=":material/warning:", color="red")
+                st.caption(filters.md_escape(", ".join(img["flagged_by"])))
                 if is_revealed:
                     st.button("Hide", key=f"hide_{gid}", on_click=_hide, args=(gid,))
                 else:

@@ -27,7 +27,7 @@ if not quarantined.empty:
 st.subheader("History")
 table = history.sort_values(["planned_at", "run_id"], ascending=False).assign(
     status=lambda d: [
-        ("⛔ QUARANTINED" if q else s) for q, s in zip(d["is_quarantined"], d["run_status"], strict=True)
+        ("QUARANTINED" if q else s) for q, s in zip(d["is_quarantined"], d["run_status"], strict=True)
     ],
     validation=lambda d: [
         (f"{int(n - k)}/{int(n)} passed" if n else "not validated")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -58,7 +59,13 @@ if not baseline.empty:
 m2.metric("Method points", len(points) - len(baseline))
 m3.metric("On the Pareto front", len(front))
 thr = f.threshold if f.threshold is not None else f.rule_info.get("threshold")
-m4.metric("Rule · threshold", f"{f.rule} · {_fmt(thr, 2) if thr is not None else 'n/a'}")
+m4.metric(
+    "Threshold",
+    f"{f.rule_info.get('op') or ''} {_fmt(thr, 2)}"
+    if thr is not None and not pd.isna(thr)
+    else "several clauses",
+    help=f"rule {f.rule}: {f.rule_info.get('description') or ''}",
+)
 
 fig = go.Figure()
 hover = (
@@ -93,7 +100,8 @@ def _errors(df):
     )
 
 
-for label, curve in points[~points["is_baseline"]].groupby("method_label", sort=False):
+palette = px.colors.qualitative.Set1
+for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("method_label", sort=False)):
     curve = curve.sort_values(["x", "knob"]) if curve["knob"].isna().all() else curve.sort_values("knob")
     path = pd.concat([baseline, curve])  # every curve starts at the baseline
     fig.add_trace(
@@ -107,7 +115,8 @@ for label, curve in points[~points["is_baseline"]].groupby("method_label", sort=
             error_y=_errors(path),
             customdata=_custom(path),
             hovertemplate=hover,
-            marker=dict(size=9),
+            marker=dict(size=9, color=palette[i % len(palette)]),
+            line=dict(color=palette[i % len(palette)]),
         )
     )
 if not baseline.empty:
