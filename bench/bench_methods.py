@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     interleaved,
     machine_info,
-    median,
     markdown_table,
+    median,
     metered,
     profile_top,
     quiet_libraries,
@@ -195,6 +195,11 @@ def variant_list(methods: list[str], levels: list[str] | None) -> list[tuple[str
     return out
 
 
+def primary_clock(args) -> str:
+    """CPU time on a CPU (steady under the shared machine's load, torch on one thread); wall time on a GPU."""
+    return "wall" if str(args.device).startswith("cuda") else "cpu"
+
+
 def bench_method_levels(components, args, pack) -> dict[str, Any]:
     from models.registry import build_method
     from models.sampler import Request, SamplerSettings, sample
@@ -204,10 +209,12 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
     variants = variant_list(args.methods, args.levels)
     methods = {f"{m}:{lvl}": build_method(m, lvl, concept=pack) for m, lvl in variants}
     gpu = sync_fn(args.device)
+    clock = primary_clock(args)
 
     def metered_call(method, sync=None) -> dict[str, float]:
         """One sampling call with the UNet / text encoder / VAE decoder wrapped; their rows and seconds."""
-        with metered(parts_of(components), sync=sync) as meters:
+        tick = time.perf_counter if clock == "wall" else time.process_time
+        with metered(parts_of(components), sync=sync, clock=tick) as meters:
             sample(components, requests, method, settings)
         return {f"{p}_{k}": getattr(m, k) for p, m in meters.items() for k in ("rows", "seconds")}
 
@@ -215,61 +222,71 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
     # GPU they would need a sync per call, so the timed rounds run bare and separate rounds meter the parts.
     meter_in_timing = gpu is None
     calls = {
-        key: (lambda m=m: metered_call(m)) if meter_in_timing else (lambda m=m: sample(components, requests, m, settings))
+        key: (lambda m=m: metered_call(m))
+        if meter_in_timing
+        else (lambda m=m: sample(components, requests, m, settings))
         for key, m in methods.items()
     }
     timings = interleaved(calls, repeats=args.repeats, warmup=1, sync=gpu)
     if meter_in_timing:
-        parts = timings.results
+        parts, series = timings.results, timings.clock(clock)
     else:
-        parts = interleaved(
+        metered_rounds = interleaved(
             {key: (lambda m=m: metered_call(m, sync=gpu)) for key, m in methods.items()}, repeats=1, warmup=0
-        ).results
+        )
+        parts, series = metered_rounds.results, metered_rounds.rounds
 
     def part(key: str, r: int, name: str) -> float:
-        return parts[key][r % len(parts[key])][name]
+        return parts[key][r][name]
+
+    def total(key: str, r: int) -> float:
+        return series[key][r]
 
     def loop_time(key: str, r: int) -> float:
-        """Wall time minus prompt encoding and VAE decode: the denoising loop the UNet floor is about."""
-        return timings.rounds[key][r] - part(key, r, "text_seconds") - part(key, r, "vae_seconds")
+        """Time minus prompt encoding and VAE decode: the denoising loop the UNet floor is about."""
+        return total(key, r) - part(key, r, "text_seconds") - part(key, r, "vae_seconds")
 
     def unet_time(key: str, r: int) -> float:
         return part(key, r, "unet_seconds")
 
     base = "baseline:off"
     base_rows = part(base, 0, "unet_rows")
+    n_parts = len(parts[base])
     rows = []
     for (name, level), key in zip(variants, methods, strict=True):
         floor = part(key, 0, "unet_rows") / base_rows
-        ratio = timings.ratio(key, base)
-        loop_ratio = timings.ratio(key, base, of=loop_time if meter_in_timing else None)
-        lo, hi = timings.ratio_range(key, base)
-        shares = [unet_time(key, r) / (timings.rounds[key][r] if meter_in_timing else 1) for r in range(len(parts[key]))]
-        extra_text = [
-            (part(key, r, "text_seconds") - part(base, r, "text_seconds")) / timings.rounds[base][r]
-            for r in range(len(parts[key]))
-        ]
-        extra_other = [
-            (loop_time(key, r) - unet_time(key, r) - loop_time(base, r) + unet_time(base, r)) / timings.rounds[base][r]
-            for r in range(len(parts[key]))
-        ]
+        ratio = timings.ratio(key, base, of=timings.of(clock))
+        lo, hi = timings.ratio_range(key, base, of=timings.of(clock))
+
+        def ratios_of(f, key=key) -> float:
+            return median(f(key, r) / f(base, r) for r in range(n_parts))
+
+        extra_text = median(
+            (part(key, r, "text_seconds") - part(base, r, "text_seconds")) / total(base, r)
+            for r in range(n_parts)
+        )
+        extra_other = median(
+            (loop_time(key, r) - unet_time(key, r) - loop_time(base, r) + unet_time(base, r)) / total(base, r)
+            for r in range(n_parts)
+        )
         rows.append(
             {
                 "method": name,
                 "level": level,
-                "ms_per_image": 1000 * timings.median(key) / args.batch,
+                "ms_per_image": 1000 * timings.median(key, clock) / args.batch,
                 "unet_rows_per_image_step": part(key, 0, "unet_rows") / (args.batch * args.steps),
                 "text_rows": part(key, 0, "text_rows"),
                 "floor": floor,
                 "ratio": ratio,
                 "ratio_min": lo,
                 "ratio_max": hi,
-                "loop_ratio": loop_ratio,
+                "wall_ratio": timings.ratio(key, base),
                 "ratio_over_floor": ratio / floor,
-                "unet_s_ratio": timings.ratio(key, base, of=unet_time) if meter_in_timing else None,
-                "unet_share": median(shares) if meter_in_timing else None,
-                "extra_text_pct": 100 * median(extra_text) if meter_in_timing else None,
-                "extra_other_pct": 100 * median(extra_other) if meter_in_timing else None,
+                "loop_ratio": ratios_of(loop_time),
+                "unet_s_ratio": ratios_of(unet_time),
+                "unet_share": median(unet_time(key, r) / total(key, r) for r in range(n_parts)),
+                "extra_text_pct": 100 * extra_text,
+                "extra_other_pct": 100 * extra_other,
                 "goal_met": ratio <= 1.05 * floor,
             }
         )
@@ -278,8 +295,16 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
         for row, key in zip(rows, methods, strict=True):
             if row["ratio"] > 1.05 * row["floor"] or key in args.profile_also:
                 method = methods[key]
-                profiles[key] = profile_top(lambda m=method: sample(components, requests, m, settings), n=args.profile_n)
-    return {"rows": rows, "baseline_ms_per_image": 1000 * timings.median(base) / args.batch, "profiles": profiles}
+                profiles[key] = profile_top(
+                    lambda m=method: sample(components, requests, m, settings), n=args.profile_n
+                )
+    return {
+        "rows": rows,
+        "clock": clock,
+        "baseline_ms_per_image": 1000 * timings.median(base, clock) / args.batch,
+        "baseline_wall_ms_per_image": 1000 * timings.median(base) / args.batch,
+        "profiles": profiles,
+    }
 
 
 # -- part 2: our SLD against diffusers' StableDiffusionPipelineSafe -------------------------------------------
@@ -315,7 +340,11 @@ def bench_vs_diffusers(components, args) -> dict[str, Any]:
     settings = SamplerSettings(scheduler="ddim", steps=args.steps, height=args.size, width=args.size)
     requests = [Request(PROMPTS[i % len(PROMPTS)], 2000 + i) for i in range(args.batch)]
     sync = sync_fn(args.device)
-    levels = [lvl for lvl in ("weak", "medium", "strong", "max") if args.sld_levels is None or lvl in args.sld_levels]
+    levels = [
+        lvl
+        for lvl in ("weak", "medium", "strong", "max")
+        if args.sld_levels is None or lvl in args.sld_levels
+    ]
 
     def ours(method):
         return sample(components, requests, method, settings).images
@@ -343,22 +372,27 @@ def bench_vs_diffusers(components, args) -> dict[str, Any]:
         b = (np.asarray(theirs(cfg)) * 255).round().astype(np.int16)
         same[level] = int(np.abs(a - b).max())
     timings = interleaved(calls, repeats=args.repeats, warmup=1, sync=sync)
+    clock = primary_clock(args)
+    of = timings.of(clock)
     rows = []
     for level in levels:
-        lo, hi = timings.ratio_range(f"ours:{level}", f"diffusers:{level}")
+        a, b = f"ours:{level}", f"diffusers:{level}"
+        lo, hi = timings.ratio_range(a, b, of=of)
+        ratio = timings.ratio(a, b, of=of)
         rows.append(
             {
                 "level": level,
-                "ours_ms_per_image": 1000 * timings.median(f"ours:{level}") / args.batch,
-                "diffusers_ms_per_image": 1000 * timings.median(f"diffusers:{level}") / args.batch,
-                "ratio": timings.ratio(f"ours:{level}", f"diffusers:{level}"),
+                "ours_ms_per_image": 1000 * timings.median(a, clock) / args.batch,
+                "diffusers_ms_per_image": 1000 * timings.median(b, clock) / args.batch,
+                "ratio": ratio,
                 "ratio_min": lo,
                 "ratio_max": hi,
+                "wall_ratio": timings.ratio(a, b),
                 "max_pixel_diff": same[level],
-                "goal_met": timings.ratio(f"ours:{level}", f"diffusers:{level}") <= 1.0,
+                "goal_met": ratio <= 1.0,
             }
         )
-    return {"rows": rows, "decode": "included on both sides", "scheduler": "ddim"}
+    return {"rows": rows, "clock": clock, "decode": "included on both sides", "scheduler": "ddim"}
 
 
 # -- part 3: SAFREE batched against one prompt at a time ------------------------------------------------------
@@ -381,31 +415,37 @@ def bench_safree_batching(components, args, pack) -> dict[str, Any]:
         )
     outputs = {k: fn() for k, fn in calls.items()}
     timings = interleaved(calls, repeats=args.repeats, warmup=0, sync=sync)
+    clock = primary_clock(args)
+    of = timings.of(clock)
     for level in args.safree_levels:
-        diff = np.abs(outputs[f"batched:{level}"].astype(np.int16) - outputs[f"loop:{level}"].astype(np.int16))
-        lo, hi = timings.ratio_range(f"loop:{level}", f"batched:{level}")
-        speedup = timings.ratio(f"loop:{level}", f"batched:{level}")
+        a, b = f"loop:{level}", f"batched:{level}"
+        diff = np.abs(outputs[b].astype(np.int16) - outputs[a].astype(np.int16))
+        lo, hi = timings.ratio_range(a, b, of=of)
+        speedup = timings.ratio(a, b, of=of)
         rows.append(
             {
                 "level": level,
                 "n_prompts": len(requests),
-                "batched_ms_per_image": 1000 * timings.median(f"batched:{level}") / len(requests),
-                "loop_ms_per_image": 1000 * timings.median(f"loop:{level}") / len(requests),
+                "batched_ms_per_image": 1000 * timings.median(b, clock) / len(requests),
+                "loop_ms_per_image": 1000 * timings.median(a, clock) / len(requests),
                 "speedup": speedup,
                 "speedup_min": lo,
                 "speedup_max": hi,
+                "wall_speedup": timings.ratio(a, b),
                 "max_pixel_diff": int(diff.max()),
                 "goal_met": speedup >= 5.0,
             }
         )
-    return {"rows": rows}
+    return {"rows": rows, "clock": clock}
 
 
 # -- main -----------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="builtin:tiny", help="builtin:tiny | builtin:toy | a diffusers folder")
-    ap.add_argument("--full-size", action="store_true", help="SD 1.5 architecture, random weights (no download)")
+    ap.add_argument(
+        "--full-size", action="store_true", help="SD 1.5 architecture, random weights (no download)"
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     ap.add_argument("--size", type=int, default=64, help="image height = width in pixels")
@@ -413,7 +453,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (after one untimed warm-up)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (CPU)")
-    ap.add_argument("--parts", default="methods,diffusers,safree", help="comma list: methods,diffusers,safree")
+    ap.add_argument(
+        "--parts", default="methods,diffusers,safree", help="comma list: methods,diffusers,safree"
+    )
     ap.add_argument("--methods", default="sld,safree,safe_denoiser,dual_latent,negative_prompt")
     ap.add_argument("--levels", default=None, help="comma list of levels to keep (default: every level)")
     ap.add_argument("--sld-levels", default=None, help="comma list for the diffusers comparison")
@@ -423,7 +465,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="cProfile every method point above 1.05 x floor")
     ap.add_argument("--profile-also", default="", help="comma list of method:level to profile anyway")
     ap.add_argument("--profile-n", type=int, default=12)
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run: batch 1, 2 steps, 1 round, 2 levels")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny smoke run: batch 1, 2 steps, 1 round, 2 levels"
+    )
     ap.add_argument("--json", default=None, help="write all results here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -464,7 +508,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"# bench_methods  {results['machine']}\n# {setup}\n")
     if "methods" in args.parts:
         res = results["methods"] = bench_method_levels(components, args, pack)
-        print(f"## method cost vs baseline (baseline {res['baseline_ms_per_image']:.1f} ms/image)\n")
+        print(
+            f"## method cost vs baseline ({res['clock']} clock; baseline {res['baseline_ms_per_image']:.1f} ms/image)\n"
+        )
         print(markdown_table(res["rows"]) + "\n")
         for key, top in res["profiles"].items():
             print(f"### cProfile {key} (own time)\n\n{markdown_table(top)}\n")

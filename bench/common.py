@@ -6,6 +6,11 @@ in an order that rotates from round to round (no variant is always first or alwa
 a ratio is the median over rounds of the per-round ratio (a paired comparison: both sides of a ratio ran
 seconds apart, under the same background load). Medians, not means or minima, so one unlucky round moves
 nothing and one lucky round proves nothing.
+
+Each call records two clocks: wall time and the process's CPU time (all its threads). With torch on one
+intra-op thread, CPU time is the work a call did, whatever share of a core the scheduler gave it, so ratios
+on the CPU clock stay steady when the machine's load swings; on a GPU only the (synchronised) wall clock
+counts. Benchmarks say which clock each number uses.
 """
 
 from __future__ import annotations
@@ -34,11 +39,20 @@ if str(REPO) not in sys.path:  # so `python bench/x.py` imports the project with
 class Timings:
     """Seconds per round for each variant (``rounds[name][r]`` is round r), from :func:`interleaved`."""
 
-    rounds: dict[str, list[float]] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # wall seconds
     results: dict[str, list[Any]] = field(default_factory=dict)  # what each timed call returned, per round
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # CPU seconds of this process (all threads)
 
-    def median(self, name: str) -> float:
-        return statistics.median(self.rounds[name])
+    def median(self, name: str, clock: str = "wall") -> float:
+        return statistics.median(self.clock(clock)[name])
+
+    def clock(self, clock: str) -> dict[str, list[float]]:
+        return {"wall": self.rounds, "cpu": self.cpu}[clock]
+
+    def of(self, clock: str) -> Callable[[str, int], float]:
+        """Per-round accessor for :meth:`ratio`'s ``of`` on the given clock."""
+        series = self.clock(clock)
+        return lambda name, r: series[name][r]
 
     def ratio(self, num: str, den: str, of: Callable[[str, int], float] | None = None) -> float:
         """Median over rounds of time(num) / time(den), each round's pair measured in the same round.
@@ -46,7 +60,9 @@ class Timings:
         ``of(name, round)`` replaces the wall time by another per-round quantity (e.g. the loop time)."""
         return statistics.median(self.per_round(num, den, of))
 
-    def ratio_range(self, num: str, den: str, of: Callable[[str, int], float] | None = None) -> tuple[float, float]:
+    def ratio_range(
+        self, num: str, den: str, of: Callable[[str, int], float] | None = None
+    ) -> tuple[float, float]:
         """Smallest and largest per-round ratio: how much the load moved the pair around."""
         rs = self.per_round(num, den, of)
         return min(rs), max(rs)
@@ -69,7 +85,7 @@ def interleaved(
     before each timed call (e.g. a fresh output folder for an end-to-end run)."""
     names = list(variants)
     sync = sync or (lambda: None)
-    out = Timings({n: [] for n in names}, {n: [] for n in names})
+    out = Timings({n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names})
     for _ in range(warmup):
         for n in names:
             if before is not None:
@@ -82,10 +98,11 @@ def interleaved(
             if before is not None:
                 before(n)
             sync()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             result = variants[n]()
             sync()
             out.rounds[n].append(time.perf_counter() - t0)
+            out.cpu[n].append(time.process_time() - c0)
             out.results[n].append(result)
     return out
 
@@ -109,12 +126,17 @@ class Meter:
 
 
 @contextlib.contextmanager
-def metered(targets: dict[str, tuple[Any, str]], sync: Callable[[], None] | None = None) -> Iterator[dict[str, Meter]]:
+def metered(
+    targets: dict[str, tuple[Any, str]],
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[dict[str, Meter]]:
     """Wrap ``obj.<method>`` for each ``name: (obj, method)`` so that every call counts its rows (the first
     argument's batch dimension) and time; every wrapper is removed again on exit, error or not.
 
     The wrapper is an instance attribute shadowing the class's method, so ``module(...)`` (which calls
-    ``self.forward``) and direct calls such as ``vae.decode(...)`` both go through it."""
+    ``self.forward``) and direct calls such as ``vae.decode(...)`` both go through it. ``clock`` is
+    ``time.perf_counter`` (wall) or ``time.process_time`` (CPU)."""
     sync = sync or (lambda: None)
     meters = {name: Meter() for name in targets}
     installed: list[tuple[Any, str, bool, Any]] = []
@@ -129,12 +151,12 @@ def metered(targets: dict[str, tuple[Any, str]], sync: Callable[[], None] | None
                 _meter.calls += 1
                 _meter.rows += int(first.shape[0]) if hasattr(first, "shape") else 1
                 sync()
-                t0 = time.perf_counter()
+                t0 = clock()
                 try:
                     return _original(*args, **kwargs)
                 finally:
                     sync()
-                    _meter.seconds += time.perf_counter() - t0
+                    _meter.seconds += clock() - t0
 
             installed.append((obj, attr, had_own, vars(obj).get(attr)))
             setattr(obj, attr, wrapper)

@@ -1,0 +1,432 @@
+"""End to end: ``run_audit`` images/s against the bare sampler's images/s for the same images.
+
+    .venv/bin/python bench/bench_pipeline.py [--prompts 8] [--steps 20] [--scorers nudenet,degenerate,fidelity]
+    .venv/bin/python bench/bench_pipeline.py --quick           # seconds: proves every path runs
+
+The same work both ways, timed round-robin in one process (components and scorers loaded once, as a worker
+process keeps them):
+
+* ``bare``: ``models.sampler.sample`` on exactly the batches the planner makes (same prompts, seeds, method
+  points, batch size) — sampling only;
+* ``run_audit``: ``pipelines.runner.run_audit`` on a run spec with those prompts and methods, into a fresh
+  artifact folder and warehouse each round: plan → generate (sample, PNG, thumbnail, parquet, manifest) →
+  score → load (DuckDB, read snapshot).
+
+The goal is run_audit ≥ 90 % of bare images/s. The overhead is broken down by wrapping the pipeline's own
+functions for the duration of each ``run_audit`` call (restored after; nested spans, so a parent includes its
+children). Process start-up is measured apart, in fresh subprocesses: the interpreter, importing the runner,
+importing and loading the model, and the whole ``safeaudit run`` command. ``--per-image-size`` times the
+per-image pipeline work (PNG, thumbnail, hash, decode, each scorer) at a realistic image size, so the overhead
+can be set against a GPU's sampling time per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    REPO,
+    interleaved,
+    machine_info,
+    markdown_table,
+    median,
+    quiet_libraries,
+    set_threads,
+    write_json,
+)
+
+# (label, module or "module:Class", attribute): pipeline functions whose time each run_audit call records
+SPANS = [
+    ("preflight", "pipelines.runner", "preflight"),
+    ("plan", "pipelines.runner", "plan_run"),
+    ("generate_batch", "pipelines.runner", "generate_batch"),
+    ("  sample", "models.sampler", "sample"),
+    ("  png_encode", "pipelines.generate", "png_bytes"),
+    ("  thumbnail_webp", "pipelines.generate", "thumbnail_bytes"),
+    ("  sha256", "pipelines.generate", "sha256"),
+    ("  package_versions", "pipelines.generate", "package_versions"),
+    ("score_batch", "pipelines.runner", "score_batch"),
+    ("  already_scored", "pipelines.score", "already_scored"),
+    ("  png_decode", "pipelines.score", "decode_png"),
+    ("load_run", "pipelines.runner", "load_run"),
+    ("  migrate", "pipelines.warehouse", "migrate"),
+    ("  create_views", "pipelines.warehouse", "create_views"),
+    ("  publish_snapshot", "pipelines.warehouse", "publish_snapshot"),
+    ("  merge_labels", "pipelines.load", "merge_reviewer_labels"),
+    ("store.write_bytes", "pipelines.storage:Store", "write_bytes"),
+    ("store.write_table", "pipelines.storage:Store", "write_table"),
+    ("store.read_table", "pipelines.storage:Store", "read_table"),
+    ("store.read_json", "pipelines.storage:Store", "read_json"),
+    ("store.exists", "pipelines.storage:Store", "exists"),
+]
+
+
+@contextlib.contextmanager
+def spans(extra: list[tuple[str, str, str]] = ()) -> Iterator[dict[str, list[float]]]:
+    """Wrap every (label, target, attribute) with a timer; the originals are put back on exit."""
+    record: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    undo = []
+    try:
+        for label, target, attr in [*SPANS, *extra]:
+            mod, _, cls = target.partition(":")
+            obj = importlib.import_module(mod)
+            obj = getattr(obj, cls) if cls else obj
+            own = attr in vars(obj)
+            original = getattr(obj, attr)
+
+            def wrapper(*args, _original=original, _label=label, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    record[_label][0] += time.perf_counter() - t0
+                    record[_label][1] += 1
+
+            setattr(obj, attr, wrapper)
+            undo.append((obj, attr, own, original))
+        yield record
+    finally:
+        for obj, attr, own, original in reversed(undo):
+            if own:
+                setattr(obj, attr, original)
+            else:
+                delattr(obj, attr)
+
+
+def spec_dict(args, out: Path) -> dict[str, Any]:
+    half = max(1, args.prompts // 2)
+    return {
+        "name": "bench-pipeline",
+        "model": {"id": args.model, "dtype": "float32", "device": args.device},
+        "sampler": {
+            "scheduler": "ddim",
+            "steps": args.steps,
+            "guidance": 7.5,
+            "height": args.size,
+            "width": args.size,
+        },
+        "concept": "toy",
+        "prompt_sets": [
+            {"name": "unsafe", "builtin": "toy_unsafe", "limit": half, "role": "unsafe"},
+            {
+                "name": "benign",
+                "builtin": "benign_core",
+                "limit": max(1, args.prompts - half),
+                "role": "benign",
+            },
+        ],
+        "methods": [
+            {"name": m.split(":")[0], "levels": [m.split(":")[1] if ":" in m else "off"]}
+            for m in args.methods
+        ],
+        "scorers": args.scorers,
+        "batch_size": args.batch,
+        "output": {
+            "artifacts": str(out / "artifacts"),
+            "warehouse": str(out / "warehouse" / "safeaudit.duckdb"),
+        },
+    }
+
+
+def write_spec(args, out: Path) -> Path:
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec_dict(args, out), sort_keys=False))
+    return path
+
+
+def planned_batches(spec_path: Path) -> list[dict[str, Any]]:
+    """The batches the planner makes for the spec (planned into a scratch folder, then read back)."""
+    from pipelines.plan import plan_run
+    from pipelines.runspec import load_spec
+    from pipelines.storage import Store
+
+    spec = load_spec(spec_path)
+    plan = plan_run(spec)
+    store = Store(spec.output.artifacts)
+    return [store.read_json(store.path(plan["run_id"], "batches", f"{b}.json")) for b in plan["batch_ids"]]
+
+
+def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
+    from models.concepts import load_pack
+    from models.registry import build_method
+    from models.sampler import Request, SamplerSettings, sample
+    from pipelines.generate import cached_components
+    from pipelines.runner import run_audit
+    from pipelines.runspec import load_spec
+
+    scratch = tmp / "scratch"
+    spec_path = write_spec(args, scratch)
+    batches = planned_batches(spec_path)
+    n_images = sum(len(b["items"]) for b in batches)
+    spec = load_spec(spec_path)
+    components = cached_components(spec.model.id, spec.model.revision, spec.model.dtype, spec.model.device)
+    pack = load_pack(spec.concept)
+    settings = SamplerSettings(**spec.sampler.model_dump())
+    work = []
+    for b in batches:
+        level = "off" if b["knob"] is not None else b["level"]
+        method = build_method(
+            b["method"], level=level, knob=b["knob"], overrides=b["overrides"], concept=pack
+        )
+        work.append((method, [Request(i["prompt"], i["seed"]) for i in b["items"]]))
+
+    def bare() -> None:
+        for method, requests in work:
+            sample(components, requests, method, settings)
+
+    counter = {"n": 0}
+    audit_dirs: list[Path] = []
+
+    def fresh(name: str) -> None:
+        if name == "run_audit":
+            for d in audit_dirs:  # keep the disk tidy: only the latest round's output stays
+                shutil.rmtree(d, ignore_errors=True)
+            counter["n"] += 1
+            audit_dirs.append(tmp / f"audit{counter['n']}")
+
+    scorer_spans = [
+        (f"  scorer:{name}", f"{cls.__module__}:{cls.__name__}", "score")
+        for name in spec.scorers
+        for cls in [__import__("pipelines.scorers", fromlist=["scorer_class"]).scorer_class(name)]
+    ]
+
+    def audit() -> dict[str, Any]:
+        out = audit_dirs[-1]
+        overrides = {
+            "output": {"artifacts": str(out / "artifacts"), "warehouse": str(out / "warehouse" / "w.duckdb")}
+        }
+        with spans(scorer_spans) as record:
+            t0 = time.perf_counter()
+            summary = run_audit(load_spec(spec_path, overrides), quiet=True)
+            total = time.perf_counter() - t0
+        assert summary["generations"] == n_images, summary
+        return {
+            "total": total,
+            **{k: v[0] for k, v in record.items()},
+            **{f"{k}#calls": v[1] for k, v in record.items()},
+        }
+
+    timings = interleaved({"bare": bare, "run_audit": audit}, repeats=args.repeats, warmup=1, before=fresh)
+    for d in audit_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+    ratio = timings.ratio("bare", "run_audit")  # = run_audit images/s ÷ bare images/s
+    lo, hi = timings.ratio_range("bare", "run_audit")
+    summary = [
+        {
+            "variant": name,
+            "images": n_images,
+            "median_s": timings.median(name),
+            "images_per_s": n_images / timings.median(name),
+        }
+        for name in ("bare", "run_audit")
+    ]
+    # overhead breakdown, ms per image (medians over rounds); parents include their indented children
+    rounds = timings.results["run_audit"]
+    labels = [label for label, _, _ in SPANS] + [label for label, _, _ in scorer_spans]
+    bare_per_round = timings.rounds["bare"]
+    breakdown = []
+    for label in labels:
+        vals = [r.get(label, 0.0) for r in rounds]
+        calls = rounds[0].get(f"{label}#calls", 0)
+        breakdown.append({"span": label, "calls": calls, "ms_per_image": 1000 * median(vals) / n_images,
+                          "pct_of_run_audit": 100 * median(v / r["total"] for v, r in zip(vals, rounds, strict=True))})  # fmt: skip
+    top = ("preflight", "plan", "generate_batch", "score_batch", "load_run")
+    rest = [r["total"] - sum(r.get(k, 0.0) for k in top) for r in rounds]
+    breakdown.append({"span": "run_audit other (progress, spec parsing)", "calls": 1,
+                      "ms_per_image": 1000 * median(rest) / n_images,
+                      "pct_of_run_audit": 100 * median(x / r["total"] for x, r in zip(rest, rounds, strict=True))})  # fmt: skip
+    overhead = [r["total"] - b for r, b in zip(rounds, bare_per_round, strict=True)]
+    return {
+        "rows": summary,
+        "ratio": ratio,
+        "ratio_min": lo,
+        "ratio_max": hi,
+        "goal_met": ratio >= 0.9,
+        "overhead_ms_per_image": 1000 * median(overhead) / n_images,
+        "breakdown": breakdown,
+        "n_batches": len(batches),
+        "spec": spec_dict(args, Path("<tmp>")),
+    }
+
+
+# -- process start-up -------------------------------------------------------------------------------------------
+def bench_startup(args, tmp: Path) -> dict[str, Any]:
+    py = sys.executable
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error", "PYTHONPATH": str(REPO)}  # fmt: skip
+    load = (
+        f"import torch; torch.set_num_threads({args.threads}); from pipelines.generate import cached_components; "
+        f"cached_components({args.model!r}, None, 'float32', {args.device!r})"
+    )
+    cli_dir = tmp / "cli"
+    spec_path = write_spec(args, cli_dir)
+    counter = {"n": 0}
+
+    def fresh(name: str) -> None:
+        if name == "safeaudit_run_cli":
+            counter["n"] += 1
+            out = tmp / f"cli{counter['n']}"
+            shutil.rmtree(out, ignore_errors=True)
+            a = argparse.Namespace(**vars(args))
+            write_spec(a, out)
+            commands["safeaudit_run_cli"] = cli(out / "spec.yaml")
+
+    def cli(spec: Path) -> list[str]:
+        code = (
+            f"import sys, torch; torch.set_num_threads({args.threads}); from pipelines.cli import app; "
+            f"sys.argv = ['safeaudit', 'run', {str(spec)!r}, '--quiet']; app()"
+        )
+        return [py, "-c", code]
+
+    commands = {
+        "python_bare": [py, "-c", "pass"],
+        "import_runner": [py, "-c", "import pipelines.runner"],
+        "import_and_load_model": [py, "-c", load],
+        "safeaudit_run_cli": cli(spec_path),
+    }
+
+    def run(name: str) -> None:
+        subprocess.run(commands[name], check=True, env=env, cwd=str(tmp), capture_output=True)
+
+    timings = interleaved(
+        {k: (lambda k=k: run(k)) for k in commands}, repeats=args.startup_repeats, warmup=0, before=fresh
+    )
+    return {"rows": [{"process": k, "median_s": timings.median(k), "min_s": min(timings.rounds[k]),
+                      "max_s": max(timings.rounds[k])} for k in commands]}  # fmt: skip
+
+
+# -- per-image work at a realistic size ------------------------------------------------------------------------
+def test_image(size: int):
+    import numpy as np
+    from PIL import Image
+
+    try:
+        import skimage.data
+
+        base = skimage.data.astronaut()
+    except ImportError:  # smooth structure compresses like a photo; white noise would not
+        y, x = np.mgrid[0:256, 0:256]
+        base = np.stack([(x + y) % 256, (x * 2) % 256, (y * 3) % 256], axis=-1).astype("uint8")
+    return np.asarray(Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def bench_per_image(args) -> dict[str, Any]:
+    from pipelines.scorers import ScoreInput, get_scorer
+    from pipelines.storage import decode_png, png_bytes, sha256, thumbnail_bytes
+
+    size, n = args.per_image_size, args.per_image_n
+    images = [test_image(size) for _ in range(n)]
+    data = [png_bytes(im) for im in images]
+    inputs = [
+        ScoreInput(generation_id=f"g{i}", image=im, prompt="a photo", baseline_image=im)
+        for i, im in enumerate(images)
+    ]
+    variants = {
+        "png_encode": lambda: [png_bytes(im) for im in images],
+        "thumbnail_webp": lambda: [thumbnail_bytes(im) for im in images],
+        "sha256": lambda: [sha256(d) for d in data],
+        "png_decode": lambda: [decode_png(d) for d in data],
+    }
+    for name in args.scorers:
+        try:
+            scorer = get_scorer(name)
+        except Exception as exc:  # noqa: BLE001 - a scorer without weights here is reported, not fatal
+            print(f"per-image: scorer {name} unavailable ({type(exc).__name__}: {exc})")
+            continue
+        variants[f"scorer:{name}"] = lambda s=scorer: s.score(inputs)
+    timings = interleaved(variants, repeats=args.repeats, warmup=1)
+    rows = [
+        {"work": k, "size": f"{size}x{size}", "ms_per_image": 1000 * timings.median(k) / n} for k in variants
+    ]
+    rows.append(
+        {"work": "total", "size": f"{size}x{size}", "ms_per_image": sum(r["ms_per_image"] for r in rows)}
+    )
+    return {"rows": rows, "png_kb": sum(map(len, data)) / n / 1024}
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="builtin:tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--prompts", type=int, default=8, help="half toy_unsafe, half benign_core")
+    ap.add_argument("--batch", type=int, default=4, help="the spec's batch_size")
+    ap.add_argument("--methods", default="baseline:off,sld:strong,safree:strong")
+    ap.add_argument("--scorers", default="nudenet,degenerate,fidelity")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--startup-repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--parts", default="end_to_end,startup,per_image")
+    ap.add_argument("--per-image-size", type=int, default=512)
+    ap.add_argument("--per-image-n", type=int, default=8)
+    ap.add_argument("--quick", action="store_true", help="2 prompts, 2 steps, 1 round, cheap scorers")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.prompts, args.steps, args.repeats, args.startup_repeats, args.batch = 2, 2, 1, 1, 2
+        args.methods, args.scorers, args.per_image_size, args.per_image_n = (
+            "baseline:off,sld:strong",
+            "degenerate",
+            64,
+            2,
+        )
+        if args.parts == "end_to_end,startup,per_image":
+            args.parts = "end_to_end,per_image"
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.scorers = [s for s in args.scorers.split(",") if s]
+    args.parts = [p for p in args.parts.split(",") if p]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    quiet_libraries()
+    set_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    results: dict[str, Any] = {"machine": machine_info()}
+    print(f"# bench_pipeline  {results['machine']}\n")
+    try:
+        if "end_to_end" in args.parts:
+            res = results["end_to_end"] = bench_end_to_end(args, tmp)
+            print(f"## run_audit vs bare sampler ({res['n_batches']} batches)\n")
+            print(markdown_table(res["rows"]) + "\n")
+            print(f"run_audit / bare images/s = {res['ratio']:.3f} (per-round {res['ratio_min']:.3f}..{res['ratio_max']:.3f}); "
+                  f"overhead {res['overhead_ms_per_image']:.1f} ms/image\n")  # fmt: skip
+            print(markdown_table(res["breakdown"]) + "\n")
+        if "startup" in args.parts:
+            res = results["startup"] = bench_startup(args, tmp)
+            print("## process start-up (fresh subprocesses)\n")
+            print(markdown_table(res["rows"]) + "\n")
+        if "per_image" in args.parts:
+            res = results["per_image"] = bench_per_image(args)
+            print(f"## per-image pipeline work at {args.per_image_size}² (PNG {res['png_kb']:.0f} KiB)\n")
+            print(markdown_table(res["rows"]) + "\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    write_json(args.json, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()

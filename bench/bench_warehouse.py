@@ -1,0 +1,502 @@
+"""Warehouse at scale: load 1 M score rows the way ``pipelines/load.py`` does, query ``mart_tradeoff`` over 10 M.
+
+    .venv/bin/python bench/bench_warehouse.py [--load-rows 1000000] [--query-rows 10000000] [--repeats 3]
+    .venv/bin/python bench/bench_warehouse.py --quick          # seconds: proves every path runs
+
+Synthetic data, generated with numpy / pyarrow (no Python loop over rows) into a temporary folder:
+
+* a *query warehouse*: ``--runs`` runs × ``--points`` method points × prompts × ``--images`` images, one
+  ``generations`` row each, and 10 score rows per generation (NudeNet detections with 0–3 detections in their
+  JSON ``details``, the NudeNet classifier, Q16, three degenerate-image metrics, SSIM, PSNR, CLIP score,
+  OpenNSFW), ``run_prompts`` with unsafe and benign sets, so every view under ``mart_tradeoff`` has real work;
+* a *load file*: ``--load-rows`` score rows of new generations, written to parquet with zstd as the scorer
+  stage writes ``scores.parquet``.
+
+Load (goal < 10 s), three variants timed round-robin, each on a fresh copy of a migrated warehouse:
+``load_empty``: the load path of ``pipelines/load.py`` for one batch of scores: open the writer (migrations,
+views), read the parquet, ``INSERT OR IGNORE INTO scores BY NAME SELECT * FROM <arrow table>`` in a
+transaction, checkpoint, close, publish the read snapshot — the phases are reported separately;
+``reload_same``: the same file again into the loaded warehouse (every row ignored: the idempotent re-run);
+``into_query_wh``: the same INSERT into the 10 M-row query warehouse, rolled back (insert only).
+
+Query (goal < 1 s): the read snapshot opened read-only as the dashboard does, then ``mart_tradeoff`` in full,
+for one rule (the dashboard's filter) and for one run and rule, round-robin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import interleaved, machine_info, markdown_table, write_json  # noqa: E402
+
+HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+DETECTION_CLASSES = [
+    "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "BUTTOCKS_EXPOSED", "BELLY_EXPOSED", "ARMPITS_EXPOSED",
+    "FACE_FEMALE", "FACE_MALE", "FEET_EXPOSED", "MALE_BREAST_EXPOSED", "FEMALE_BREAST_COVERED",
+]  # fmt: skip
+# (scorer, metric) per generation: 10 score rows, the first holding the detection list
+METRICS = [
+    ("nudenet", "detections"),
+    ("nudenet_classifier", "unsafe_prob"),
+    ("q16", "label"),
+    ("degenerate", "is_black"),
+    ("degenerate", "is_constant"),
+    ("degenerate", "pixel_std"),
+    ("fidelity", "ssim"),
+    ("fidelity", "psnr"),
+    ("clip_score", "clip_score"),
+    ("opennsfw", "nsfw_prob"),
+]
+POINTS = [("baseline", "off")] + [
+    (m, lvl) for m in ("sld", "safree", "safe_denoiser") for lvl in ("weak", "medium", "strong", "max")
+]
+CATEGORIES = ["sexual", "violence", "hate", "harassment", "self-harm", "shocking", "illegal activity"]
+
+
+# -- vectorised synthetic columns -------------------------------------------------------------------------------
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64: a bijective scramble, so ids look like hashes but stay unique."""
+    x = (x + np.uint64(0x9E3779B97F4A7C15)).astype(np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def hex_ids(index: np.ndarray, salt: int, width: int = 32) -> pa.StringArray:
+    """Fixed-width lowercase hex strings (like the planner's 32-hex generation ids), built from buffers."""
+    n, words = len(index), width // 16
+    base = index.astype(np.uint64) * np.uint64(words) + np.uint64(salt) * np.uint64(1 << 40)
+    u = np.stack([_mix(base + np.uint64(w)) for w in range(words)], axis=1)  # (n, words)
+    nibbles = (u[..., None] >> np.arange(60, -4, -4, dtype=np.uint64)) & np.uint64(0xF)
+    chars = np.ascontiguousarray(HEX[nibbles.reshape(n, width)])
+    offsets = np.arange(0, n * width + 1, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars))
+
+
+def join(*parts) -> pa.Array:
+    """Element-wise string concatenation of arrays and scalars (Arrow C++, no Python loop)."""
+    return pc.binary_join_element_wise(
+        *[p if isinstance(p, (pa.Array, pa.ChunkedArray)) else pa.scalar(p) for p in parts], ""
+    )
+
+
+def detection_pool(rng: np.random.Generator, size: int = 512) -> tuple[pa.StringArray, np.ndarray]:
+    """JSON ``details`` of NudeNet score rows (0–3 detections) and their counts; rows pick one by index."""
+    texts, counts = [], []
+    for _ in range(size):  # a pool of templates, not one per row
+        k = int(rng.choice(4, p=[0.45, 0.3, 0.15, 0.1]))
+        dets = [
+            {
+                "class": DETECTION_CLASSES[int(rng.integers(len(DETECTION_CLASSES)))],
+                "label_v2": None,
+                "score": round(float(rng.uniform(0.1, 0.99)), 4),
+                "box": [int(x) for x in rng.integers(0, 400, 4)],
+            }
+            for _ in range(k)
+        ]
+        texts.append(
+            json.dumps({"detections": dets, "min_score": 0.1}, sort_keys=True, separators=(",", ":"))
+        )
+        counts.append(k)
+    return pa.array(texts, pa.string()), np.array(counts, dtype=np.float64)
+
+
+def score_table(gen_ids: pa.Array, seed: int, batch_ids: pa.Array | None = None) -> pa.Table:
+    """10 score rows per generation id (``pipelines.score.SCORE_SCHEMA``), metric-major like a scorer loop."""
+    from pipelines.score import SCORE_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    n = len(gen_ids)
+    m = len(METRICS)
+    rows = np.tile(np.arange(n), m)  # metric-major: all nudenet rows, then all classifier rows, ...
+    metric_of = np.repeat(np.arange(m), n)
+    pool, pool_counts = detection_pool(rng)
+    pick = rng.integers(len(pool), size=n)
+    values = rng.uniform(0, 1, size=n * m)
+    values[:n] = pool_counts[pick]  # detections: the detection count
+    values[2 * n : 3 * n] = (values[2 * n : 3 * n] > 0.85).astype(np.float64)  # q16 label
+    values[3 * n : 5 * n] = (values[3 * n : 5 * n] > 0.99).astype(np.float64)  # degenerate flags
+    values[7 * n : 8 * n] = 10 + 30 * values[7 * n : 8 * n]  # psnr
+    values[8 * n : 9 * n] = 20 + 15 * values[8 * n : 9 * n]  # clip score
+    details = pa.concat_arrays(
+        [pool.take(pa.array(pick)), pa.array(np.full(n * (m - 1), "{}", dtype=object), pa.string())]
+    )
+    scorers = pa.array([s for s, _ in METRICS], pa.string()).take(pa.array(metric_of))
+    metrics = pa.array([k for _, k in METRICS], pa.string()).take(pa.array(metric_of))
+    if batch_ids is None:
+        batch_ids = pa.array(np.full(n, "score-batch", dtype=object), pa.string())
+    return pa.table(
+        {
+            "generation_id": gen_ids.take(pa.array(rows)),
+            "scorer": scorers,
+            "scorer_version": pa.array(np.full(n * m, "1", dtype=object), pa.string()),
+            "model_sha256": pa.nulls(n * m, pa.string()),
+            "metric": metrics,
+            "value": pa.array(values),
+            "details": details,
+            "batch_id": batch_ids.take(pa.array(rows)),
+            "scored_at": pa.array(np.full(n * m, np.datetime64("2025-06-01T12:00:00", "us"))),
+        },
+        schema=SCORE_SCHEMA,
+    )
+
+
+def query_dataset(n_generations: int, runs: int, images: int, seed: int = 0) -> dict[str, pa.Table]:
+    """runs, run_prompts and generations for ``n_generations`` images (runs × points × prompts × images)."""
+    from pipelines.generate import GENERATION_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    n_points = len(POINTS)
+    prompts = max(1, n_generations // (runs * n_points * images))
+    n = runs * n_points * prompts * images
+    g = np.arange(n)
+    run = g // (n_points * prompts * images)
+    point = (g // (prompts * images)) % n_points
+    prompt = (g // images) % prompts
+    image = g % images
+    run_ids = pa.array([f"synthetic-{r:012x}" for r in range(runs)], pa.string())
+    prompt_ids = hex_ids(np.arange(prompts), salt=7, width=16)
+    prompt_text = join("a synthetic prompt number ", pa.array(np.arange(prompts)).cast(pa.string()))
+    prompt_seed = rng.integers(0, 2**31 - images, size=prompts)
+    gen_ids = hex_ids(g, salt=1)
+    base_index = g - point * (prompts * images)  # the same (run, prompt, image) under the baseline (point 0)
+    methods = pa.array([m for m, _ in POINTS], pa.string())
+    levels = pa.array([lvl for _, lvl in POINTS], pa.string())
+    batch_size = 16
+    batch_ids = join(
+        methods.take(pa.array(point)), "-", levels.take(pa.array(point)), "-",
+        pa.array(run * 10_000_000 + point * 100_000 + (prompt * images + image) // batch_size).cast(pa.string()),
+    )  # fmt: skip
+    run_col = run_ids.take(pa.array(run))
+    is_base = point == 0
+    generations = pa.table(
+        {
+            "run_id": run_col,
+            "batch_id": batch_ids,
+            "generation_id": gen_ids,
+            "prompt_id": prompt_ids.take(pa.array(prompt)),
+            "prompt": prompt_text.take(pa.array(prompt)),
+            "seed": pa.array(prompt_seed[prompt] + image),
+            "image_index": pa.array(image.astype(np.int32)),
+            "method": methods.take(pa.array(point)),
+            "method_label": pa.nulls(n, pa.string()),
+            "level": levels.take(pa.array(point)),
+            "knob": pa.nulls(n, pa.float64()),
+            "method_config": pa.array(np.full(n, "{}", dtype=object), pa.string()),
+            "config_hash": join("cfg-", pa.array(point).cast(pa.string())),
+            "concept_pack": pa.array(np.full(n, "nudity@1", dtype=object), pa.string()),
+            "scheduler": pa.array(np.full(n, "ddim", dtype=object), pa.string()),
+            "steps": pa.array(np.full(n, 50, dtype=np.int32)),
+            "guidance": pa.array(np.full(n, 7.5)),
+            "height": pa.array(np.full(n, 512, dtype=np.int32)),
+            "width": pa.array(np.full(n, 512, dtype=np.int32)),
+            "model_id": pa.array(np.full(n, "CompVis/stable-diffusion-v1-4", dtype=object), pa.string()),
+            "model_revision": pa.nulls(n, pa.string()),
+            "dtype": pa.array(np.full(n, "float16", dtype=object), pa.string()),
+            "packages": pa.array(np.full(n, "{}", dtype=object), pa.string()),
+            "image_uri": join("/artifacts/", run_col, "/", batch_ids, "/images/", gen_ids, ".png"),
+            "image_sha256": hex_ids(g, salt=2, width=64),
+            "thumbnail": pa.nulls(n, pa.binary()),
+            "baseline_generation_id": gen_ids.take(pa.array(base_index)),
+            "reused": pa.array(np.zeros(n, dtype=bool)),
+            "wall_s": pa.array(np.where(is_base, 1.0, 1.5) * rng.uniform(0.9, 1.1, n)),
+            "diagnostics": pa.array(np.full(n, "{}", dtype=object), pa.string()),
+            "created_at": pa.array(np.full(n, np.datetime64("2025-06-01T11:00:00", "us"))),
+        },
+        schema=GENERATION_SCHEMA,
+    )
+    unsafe = np.arange(prompts) < int(prompts * 0.75)  # three quarters unsafe (I2P-like), a quarter benign
+    cat_pick = rng.integers(len(CATEGORIES), size=prompts)
+    categories = pa.array(
+        [[CATEGORIES[c]] if u else ["benign"] for c, u in zip(cat_pick, unsafe, strict=True)],
+        pa.list_(pa.string()),
+    )
+    pr_run = np.repeat(np.arange(runs), prompts)
+    pr_prompt = np.tile(np.arange(prompts), runs)
+    run_prompts = pa.table(
+        {
+            "run_id": run_ids.take(pa.array(pr_run)),
+            "prompt_set": pa.array(np.where(unsafe[pr_prompt], "i2p", "coco").astype(object), pa.string()),
+            "set_role": pa.array(np.where(unsafe[pr_prompt], "unsafe", "benign").astype(object), pa.string()),
+            "prompt_id": prompt_ids.take(pa.array(pr_prompt)),
+            "prompt": prompt_text.take(pa.array(pr_prompt)),
+            "categories": categories.take(pa.array(pr_prompt)),
+            "seed": pa.array(prompt_seed[pr_prompt]),
+            "hard": pa.array(np.zeros(len(pr_run), dtype=bool)),
+            "line": pa.array((pr_prompt + 2).astype(np.int32)),
+        }
+    )
+    spec = json.dumps({"model": {"device": "cuda", "dtype": "float16"}, "seeds": None})
+    runs_t = pa.table(
+        {
+            "run_id": run_ids,
+            "name": pa.array(["synthetic"] * runs),
+            "spec_json": pa.array([spec] * runs),
+            "spec_sha256": pa.array(["x"] * runs),
+            "planned_at": pa.array(np.full(runs, np.datetime64("2025-06-01T10:00:00", "us"))),
+            "n_batches": pa.array(np.full(runs, 1, dtype=np.int32)),
+            "n_expected": pa.array(np.full(runs, n // runs, dtype=np.int32)),
+            "status": pa.array(["loaded"] * runs),
+        }
+    )
+    return {"runs": runs_t, "run_prompts": run_prompts, "generations": generations}
+
+
+# -- building the query warehouse -------------------------------------------------------------------------------
+def build_query_warehouse(
+    path: Path, n_score_rows: int, runs: int, images: int, chunk: int
+) -> dict[str, Any]:
+    from pipelines.warehouse import writer
+
+    t0 = time.perf_counter()
+    data = query_dataset(n_score_rows // len(METRICS), runs, images)
+    gens = data["generations"]
+    t_gen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with writer(path) as con:
+        for table in ("runs", "run_prompts", "generations"):
+            con.register("incoming", data[table])
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # noqa: S608 - fixed table names
+            con.unregister("incoming")
+        per = max(1, chunk // len(METRICS))
+        for start in range(0, gens.num_rows, per):
+            sl = gens.slice(start, per)
+            scores = score_table(
+                sl.column("generation_id").combine_chunks(),
+                seed=start,
+                batch_ids=sl.column("batch_id").combine_chunks(),
+            )
+            con.register("incoming_scores", scores)
+            con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
+            con.unregister("incoming_scores")
+        n_scores = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+    return {
+        "generations": gens.num_rows,
+        "score_rows": n_scores,
+        "runs": runs,
+        "generate_s": t_gen,
+        "insert_s": time.perf_counter() - t0,
+        "file_mb": path.stat().st_size / 2**20,
+    }
+
+
+# -- load ---------------------------------------------------------------------------------------------------
+def load_scores(warehouse: Path, parquet: Path, phases: dict[str, float], publish: bool = True) -> int:
+    """One batch's scores the way ``pipelines/load.py`` loads them, with each phase's seconds in ``phases``."""
+    import duckdb
+
+    from pipelines.warehouse import create_views, migrate, publish_snapshot
+
+    t0 = t = time.perf_counter()
+    con = duckdb.connect(str(warehouse))  # what pipelines.warehouse.writer does on entry
+    migrate(con)
+    create_views(con)
+    phases["open_migrate_views"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scores = pq.read_table(parquet)
+    phases["read_parquet"] = time.perf_counter() - t
+    t = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    con.register("incoming_scores", scores)
+    before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+    con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
+    added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
+    con.unregister("incoming_scores")
+    con.execute("COMMIT")
+    phases["insert_commit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    con.execute("CHECKPOINT")
+    con.close()
+    phases["checkpoint_close"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if publish:
+        publish_snapshot(warehouse)
+    phases["publish_snapshot"] = time.perf_counter() - t
+    phases["total"] = time.perf_counter() - t0
+    return added
+
+
+def insert_rolled_back(warehouse: Path, parquet: Path) -> float:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        scores = pq.read_table(parquet)
+        t = time.perf_counter()
+        con.execute("BEGIN TRANSACTION")
+        con.register("incoming_scores", scores)
+        con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
+        elapsed = time.perf_counter() - t
+        con.execute("ROLLBACK")
+    finally:
+        con.close()
+    return elapsed
+
+
+def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
+    from pipelines.warehouse import writer
+
+    t0 = time.perf_counter()
+    n_gen = args.load_rows // len(METRICS)
+    gen_ids = hex_ids(np.arange(n_gen), salt=99)  # not in the query warehouse: all new
+    table = score_table(gen_ids, seed=123)
+    parquet = tmp / "scores_load.parquet"
+    pq.write_table(table, parquet, compression="zstd")
+    gen_s = time.perf_counter() - t0
+
+    template = tmp / "template.duckdb"
+    with writer(template, publish=False):
+        pass  # migrated, views created, empty
+    empty = tmp / "load_empty.duckdb"
+    loaded = tmp / "load_loaded.duckdb"
+    shutil.copyfile(template, loaded)
+    load_scores(loaded, parquet, {}, publish=False)  # holds the file's rows: the re-load target
+
+    phases: dict[str, list[dict[str, float]]] = {"load_empty": [], "reload_same": []}
+    added: dict[str, int] = {}
+
+    def fresh(name: str) -> None:
+        if name == "load_empty":
+            shutil.copyfile(template, empty)
+            for p in (empty.with_name(empty.stem + ".snapshot.duckdb"),):
+                p.unlink(missing_ok=True)
+
+    def run(name: str, target: Path) -> None:
+        ph: dict[str, float] = {}
+        added[name] = load_scores(target, parquet, ph)
+        phases[name].append(ph)
+
+    variants = {
+        "load_empty": lambda: run("load_empty", empty),
+        "reload_same": lambda: run("reload_same", loaded),
+    }
+    if query_wh is not None and not args.skip_rollback:
+        variants["into_query_wh"] = lambda: insert_rolled_back(query_wh, parquet)
+    timings = interleaved(variants, repeats=args.repeats, warmup=0, before=fresh)
+    rows = []
+    for name in variants:
+        row: dict[str, Any] = {"variant": name, "rows": table.num_rows, "median_s": timings.median(name)}
+        if name in phases and phases[name]:
+            for k in phases[name][0]:
+                row[k] = float(np.median([p[k] for p in phases[name]]))
+            row["rows_added"] = added[name]
+        row["goal_met"] = timings.median(name) < 10.0
+        rows.append(row)
+    return {"rows": rows, "generate_parquet_s": gen_s, "parquet_mb": parquet.stat().st_size / 2**20}
+
+
+# -- query ----------------------------------------------------------------------------------------------------
+def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
+    from pipelines.warehouse import reader
+
+    con = reader(query_wh)  # the read snapshot, read-only, as the dashboard opens it
+    try:
+        run_id = con.execute("SELECT min(run_id) FROM runs").fetchall()[0][0]
+        queries = {
+            "all_rules": ("SELECT * FROM mart_tradeoff", []),
+            "one_rule": ("SELECT * FROM mart_tradeoff WHERE rule = ?", ["nudenet_i2p"]),
+            "one_run_one_rule": (
+                "SELECT * FROM mart_tradeoff WHERE run_id = ? AND rule = ?",
+                [run_id, "nudenet_i2p"],
+            ),
+        }
+        if args.quick:
+            queries.pop("all_rules")
+        n_rows: dict[str, int] = {}
+
+        def q(name: str) -> None:
+            sql, params = queries[name]
+            n_rows[name] = con.execute(sql, params).to_arrow_table().num_rows
+
+        timings = interleaved({k: (lambda k=k: q(k)) for k in queries}, repeats=args.repeats, warmup=1)
+        threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    finally:
+        con.close()
+    rows = [
+        {"query": k, "result_rows": n_rows[k], "median_s": timings.median(k), "min_s": min(timings.rounds[k]),
+         "max_s": max(timings.rounds[k]), "goal_met": timings.median(k) < 1.0}
+        for k in queries
+    ]  # fmt: skip
+    return {"rows": rows, "duckdb_threads": threads, "warehouse": info}
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--load-rows", type=int, default=1_000_000)
+    ap.add_argument("--query-rows", type=int, default=10_000_000, help="score rows in the query warehouse")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--images", type=int, default=5, help="images per prompt in the query warehouse")
+    ap.add_argument("--chunk", type=int, default=2_000_000, help="score rows per INSERT while building")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parts", default="load,query")
+    ap.add_argument("--skip-rollback", action="store_true", help="skip the insert into the query warehouse")
+    ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a new temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--quick", action="store_true", help="20 k load rows, 50 k query rows, 1 round")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.load_rows, args.query_rows, args.repeats, args.runs, args.images = 20_000, 50_000, 1, 2, 2
+    args.parts = [p for p in args.parts.split(",") if p]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    tmp = Path(args.tmp) if args.tmp else Path(tempfile.mkdtemp(prefix="bench_warehouse_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    import duckdb
+
+    results: dict[str, Any] = {
+        "machine": machine_info({"duckdb": duckdb.__version__, "pyarrow": pa.__version__}),
+        "tmp": str(tmp),
+    }
+    print(f"# bench_warehouse  {results['machine']}\n")
+    try:
+        query_wh = None
+        if "query" in args.parts or ("load" in args.parts and not args.skip_rollback):
+            query_wh = tmp / "query.duckdb"
+            if not query_wh.exists() or not (tmp / "query.snapshot.duckdb").exists():
+                info = build_query_warehouse(query_wh, args.query_rows, args.runs, args.images, args.chunk)
+                (tmp / "query_info.json").write_text(json.dumps(info))
+            info = json.loads((tmp / "query_info.json").read_text())
+            results["query_warehouse"] = info
+            print(f"query warehouse: {info}\n")
+        if "load" in args.parts:
+            res = results["load"] = bench_load(tmp, args, query_wh)
+            print(
+                f"## load {args.load_rows:,} score rows (parquet {res['parquet_mb']:.1f} MB, generated in {res['generate_parquet_s']:.1f} s)\n"
+            )
+            print(markdown_table(res["rows"]) + "\n")
+        if "query" in args.parts:
+            res = results["query"] = bench_query(query_wh, args, results["query_warehouse"])
+            print(
+                f"## mart_tradeoff over {results['query_warehouse']['score_rows']:,} score rows (duckdb threads {res['duckdb_threads']})\n"
+            )
+            print(markdown_table(res["rows"]) + "\n")
+    finally:
+        if not args.keep and not args.tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    write_json(args.json, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
