@@ -572,7 +572,7 @@ class ServedImage(NamedTuple):
     blurred: bool
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_data(show_spinner=False, max_entries=256)
 def served_image(src: Source, generation_id: str, *, blur: bool, full: bool = False) -> ServedImage:
     """The bytes to send for one image: the full file (when ``full`` and it is servable) else the stored
     thumbnail; blurred here, on the server, when ``blur`` so the original never reaches the browser."""
@@ -635,24 +635,20 @@ def save_label(src: Source, generation_id: str, label: str, reviewer: str | None
     return label_store.write_label(labels_dir(src), generation_id, label, reviewer, note)
 
 
-_PENDING_SCHEMA = None
-
-
 def _pending_table(src: Source):
+    """The pending label files as an Arrow table with the ``labels`` table's columns (empty when none)."""
     import pyarrow as pa
 
-    global _PENDING_SCHEMA
-    if _PENDING_SCHEMA is None:
-        _PENDING_SCHEMA = pa.schema(
-            [
-                ("label_id", pa.string()),
-                ("generation_id", pa.string()),
-                ("label", pa.string()),
-                ("reviewer", pa.string()),
-                ("note", pa.string()),
-                ("labelled_at", pa.timestamp("us")),
-            ]
-        )
+    schema = pa.schema(
+        [
+            ("label_id", pa.string()),
+            ("generation_id", pa.string()),
+            ("label", pa.string()),
+            ("reviewer", pa.string()),
+            ("note", pa.string()),
+            ("labelled_at", pa.timestamp("us")),
+        ]
+    )
     pending, _rejected = label_store.read_pending(labels_dir(src))
     return pa.Table.from_pylist(
         [
@@ -666,7 +662,7 @@ def _pending_table(src: Source):
             }
             for p in pending
         ],
-        schema=_PENDING_SCHEMA,
+        schema=schema,
     )
 
 

@@ -215,7 +215,7 @@ def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool
 
     sb.divider()
     sb.caption(f"Warehouse snapshot: `{src.snapshot}`")
-    sb.caption(f"Loaded: {pd.Timestamp(src.mtime_ns, unit='ns'):%Y-%m-%d %H:%M:%S} UTC")
+    sb.caption(f"Snapshot published: {pd.Timestamp(src.mtime_ns, unit='ns'):%Y-%m-%d %H:%M:%S} UTC")
     return f
 
 

@@ -285,3 +285,20 @@ def test_the_dashboard_connection_cannot_write_or_read_files(dash_warehouse):
                 con.execute(sql)
     finally:
         con.close()
+
+
+def test_sql_fragments_reach_the_data_layer_only_as_values(src, dash_warehouse):
+    """Even past the filters (which reject unknown values), a quoted fragment is a bound value: no match,
+    no error, nothing changed."""
+    from dashboards import data
+
+    before = dash_warehouse.path.with_name("fixture.snapshot.duckdb").read_bytes()
+    evil = "fixture-run-1' OR '1'='1"
+    assert data.tradeoff(src, evil, "nudenet_i2p").empty
+    assert data.tradeoff(src, RUN_1, "nudenet_i2p'); DROP TABLE labels; --").empty
+    assert data.review_images(src, RUN_1, "pid-U1' OR 1=1 --", 100) == []
+    assert data.review_seeds(src, RUN_1, "x' UNION SELECT seed FROM generations --") == []
+    assert data.categories(src, RUN_1, "unsafe_set' OR prompt_set IS NOT NULL --") == []
+    assert data.served_image(src, "baseline.off.U1.0' OR '1'='1", blur=False).origin == "none"
+    assert data.disagreements(src, RUN_1, "q16' OR 1=1 --").empty
+    assert dash_warehouse.path.with_name("fixture.snapshot.duckdb").read_bytes() == before
