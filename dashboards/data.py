@@ -41,7 +41,7 @@ from pipelines.warehouse import WarehouseError, snapshot_path
 
 ENV_WAREHOUSE = "SAFEAUDIT_WAREHOUSE"
 ENV_ARTIFACTS = "SAFEAUDIT_ARTIFACTS"
-ENV_LABELS = "SAFEAUDIT_LABELS_DIR"
+ENV_LABELS = label_store.ENV_LABELS_DIR
 DEFAULT_WAREHOUSE = "warehouse/safeaudit.duckdb"
 DEFAULT_ARTIFACTS = "artifacts"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -132,7 +132,7 @@ def source() -> Source:
     """The configured warehouse as it is now; raises ``WarehouseError`` when there is nothing to read."""
     warehouse = Path(os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE).expanduser().resolve()
     artifacts = Path(os.environ.get(ENV_ARTIFACTS) or DEFAULT_ARTIFACTS).expanduser().resolve()
-    labels = Path(os.environ.get(ENV_LABELS) or label_store.labels_dir(warehouse)).expanduser().resolve()
+    labels = label_store.labels_dir(warehouse)
     snap = snapshot_path(warehouse)
     target = snap if snap.exists() else warehouse
     try:

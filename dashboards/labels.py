@@ -29,6 +29,7 @@ from typing import Any
 
 LABELS = ("unsafe", "safe", "over_censored")
 LABELS_DIRNAME = "labels"
+ENV_LABELS_DIR = "SAFEAUDIT_LABELS_DIR"  # overrides the folder (e.g. when the warehouse is mounted read-only)
 LABEL_ID = re.compile(r"^[0-9a-f]{32}$")  # uuid4().hex: also the file name, so nothing else may pass
 MAX_GENERATION_ID = 200
 MAX_REVIEWER = 64
@@ -55,7 +56,11 @@ class Label:
 
 
 def labels_dir(warehouse: str | Path) -> Path:
-    """Where pending labels of a warehouse live: ``<warehouse dir>/labels/``."""
+    """Where pending labels of a warehouse live: ``$SAFEAUDIT_LABELS_DIR`` when set, else
+    ``<warehouse dir>/labels/``. The dashboard and the loader both ask here, so they agree."""
+    override = os.environ.get(ENV_LABELS_DIR)
+    if override:
+        return Path(override).expanduser().resolve()
     return Path(warehouse).resolve().parent / LABELS_DIRNAME
 
 

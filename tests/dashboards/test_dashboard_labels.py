@@ -132,3 +132,12 @@ def test_labels_never_wait_for_the_nightly_writer(dash_copy, use_warehouse):
         assert latest.loc["baseline.off.B2.0", "label"] == "over_censored"
     finally:
         held.close()
+
+
+def test_labels_dir_is_beside_the_warehouse_unless_overridden(tmp_path, monkeypatch):
+    monkeypatch.delenv(store.ENV_LABELS_DIR, raising=False)
+    assert store.labels_dir(tmp_path / "wh" / "x.duckdb") == (tmp_path / "wh" / "labels").resolve()
+    monkeypatch.setenv(store.ENV_LABELS_DIR, str(tmp_path / "rw"))
+    assert (
+        store.labels_dir(tmp_path / "wh" / "x.duckdb") == (tmp_path / "rw").resolve()
+    )  # loader and dashboard agree
