@@ -111,13 +111,25 @@ def publish_snapshot(path: str | Path) -> Path:
 
 
 def reader(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the latest snapshot (or the main file when no snapshot exists yet)."""
+    """A read-only connection to the latest snapshot (or the main file when no snapshot exists yet).
+
+    The file is ATTACHed to a private in-memory database rather than opened with ``connect(path)``:
+    DuckDB shares one instance per path inside a process, so while any older connection is open a plain
+    connect would keep reading the snapshot that the loader has since replaced.
+    """
     path = Path(path)
     snap = snapshot_path(path)
     target = snap if snap.exists() else path
     if not target.exists():
         raise WarehouseError(f"warehouse {path} does not exist yet (run `safeaudit run SPEC` first)")
-    return duckdb.connect(str(target), read_only=True)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(target)])
+        con.execute("USE warehouse")
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
 
 
 def now() -> datetime:
