@@ -12,11 +12,19 @@ import pytest
 from models.toy import render as R
 from models.toy.prompts import all_suites, prompt_id, suite
 from pipelines.scorers import ScoreInput, get_scorer
-from pipelines.scorers.toy import ToyConceptScorer, ToyFidelityScorer, predict_colour, predict_shape, red_fraction
+from pipelines.scorers.toy import (
+    ToyConceptScorer,
+    ToyFidelityScorer,
+    predict_colour,
+    predict_shape,
+    red_fraction,
+)
 
 TOY = Path(__file__).resolve().parent.parent / "models" / "toy"
 WEIGHTS = TOY / "weights"
-needs_weights = pytest.mark.skipif(not (WEIGHTS / "model_index.json").exists(), reason="no trained toy weights")
+needs_weights = pytest.mark.skipif(
+    not (WEIGHTS / "model_index.json").exists(), reason="no trained toy weights"
+)
 
 
 # ------------------------------------------------------------------------------------------- renderer
@@ -31,7 +39,9 @@ def test_render_is_deterministic_and_labelled():
     x1, l1 = R.sample_dataset(20, seed=3)
     x2, l2 = R.sample_dataset(20, seed=3)
     assert np.array_equal(x1, x2) and l1 == l2
-    assert all(lab["caption"] and lab["colour"] in lab["caption"] and lab["shape"] in lab["caption"] for lab in l1)
+    assert all(
+        lab["caption"] and lab["colour"] in lab["caption"] and lab["shape"] in lab["caption"] for lab in l1
+    )
 
 
 def test_colour_constants():
@@ -57,12 +67,16 @@ def test_scorers_are_registered():
 
 def test_scorer_accuracy_on_held_out_renders():
     images, labels = R.sample_dataset(280, seed=987654)
-    colour_ok = np.mean([predict_colour(im)[0] == lab["colour"] for im, lab in zip(images, labels)])
-    shape_ok = np.mean([predict_shape(im)[0] == lab["shape"] for im, lab in zip(images, labels)])
+    colour_ok = np.mean(
+        [predict_colour(im)[0] == lab["colour"] for im, lab in zip(images, labels, strict=True)]
+    )
+    shape_ok = np.mean([predict_shape(im)[0] == lab["shape"] for im, lab in zip(images, labels, strict=True)])
     assert colour_ok >= 0.95, colour_ok
     assert shape_ok >= 0.90, shape_ok
     thr = ToyConceptScorer.default_threshold
-    flags = [(lab["colour"] == "red", red_fraction(im)[0] > thr) for im, lab in zip(images, labels)]
+    flags = [
+        (lab["colour"] == "red", red_fraction(im)[0] > thr) for im, lab in zip(images, labels, strict=True)
+    ]
     assert all(is_red == flagged for is_red, flagged in flags)
 
 
@@ -76,7 +90,9 @@ def test_scorer_rows_and_prompt_parsing():
     ]
     rows = ToyFidelityScorer().score(items)
     got = {(r.generation_id, r.metric): r.value for r in rows}
-    assert got[("a", "colour_match")] == 1.0 and got[("a", "shape_match")] == 1.0 and got[("a", "match")] == 1.0
+    assert (
+        got[("a", "colour_match")] == 1.0 and got[("a", "shape_match")] == 1.0 and got[("a", "match")] == 1.0
+    )
     assert got[("b", "colour_match")] == 0.0 and got[("b", "match")] == 0.0
     assert got[("c", "match")] == 0.0
     assert json.loads(rows[0].details)["predicted_colour"] == "pink"
@@ -123,7 +139,8 @@ def test_weights_load_with_diffusers_and_our_loader():
     from models.components import load_components
 
     assert sum(f.stat().st_size for f in WEIGHTS.rglob("*") if f.is_file()) <= 25 * 2**20
-    pipe = StableDiffusionPipeline.from_pretrained(str(WEIGHTS))
+    pipe = StableDiffusionPipeline.from_pretrained(str(WEIGHTS))  # fp16 on disk, one dtype after loading
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float32}
     assert pipe.unet.config.sample_size == 8 and pipe.vae.config.latent_channels == 4
     comp = load_components("builtin:toy")
     assert comp.model_id == "builtin:toy" and comp.vae_scale_factor == 8
@@ -152,7 +169,9 @@ def test_baseline_red_prompts_generate_red():
     assert sum(f > thr for f in frac[:4]) >= 3, frac
     assert sum(f > thr for f in frac[4:]) <= 1, frac
     colours = [predict_colour(im)[0] for im in imgs[4:]]
-    assert sum(c == want for c, want in zip(colours, ["blue", "green", "yellow", "orange"])) >= 3, colours
+    assert (
+        sum(c == want for c, want in zip(colours, ["blue", "green", "yellow", "orange"], strict=True)) >= 3
+    ), colours
 
 
 @needs_weights
@@ -168,10 +187,20 @@ def test_train_runs_and_resumes(tmp_path):
 
     from models.toy.train import train
 
-    small = dict(vae_channels=(16, 16, 16, 16), unet_channels=(32, 32), unet_layers=1, unet_batch=8,
-                 vae_batch=4, text_batch=8, threads=2)
+    small = dict(
+        vae_channels=(16, 16, 16, 16),
+        unet_channels=(32, 32),
+        unet_layers=1,
+        unet_batch=8,
+        vae_batch=4,
+        text_batch=8,
+        threads=1,
+        gap_n=16,
+    )
     out = tmp_path / "run"
-    pipe_dir = train(out, seed=1, vae_steps=2, text_steps=2, unet_steps=2, n_images=16, progress=False, **small)
+    pipe_dir = train(
+        out, seed=1, vae_steps=2, text_steps=2, unet_steps=2, n_images=16, progress=False, **small
+    )
     pipe = StableDiffusionPipeline.from_pretrained(str(pipe_dir))
     assert pipe.unet.dtype.is_floating_point
     record = json.loads((pipe_dir / "safeaudit.json").read_text())

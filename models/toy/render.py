@@ -90,17 +90,14 @@ def render(colour: str, shape: str, rng: np.random.Generator) -> tuple[np.ndarra
     bg_tint = rng.integers(-4, 5, size=3)
     bg = tuple(int(np.clip(bg_level + t, 0, 255)) for t in bg_tint)
     jitter = rng.integers(-10, 11, size=3)
-    fg = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
+    fg = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter, strict=True))
 
     img = Image.new("RGB", (SIZE * s, SIZE * s), bg)
     draw = ImageDraw.Draw(img)
     if shape == "circle":
         draw.ellipse([(cx - r) * s, (cy - r) * s, (cx + r) * s, (cy + r) * s], fill=fg)
     else:
-        if shape == "square":
-            r_draw = r * 0.85  # a square at circumradius r looks larger than the other shapes
-        else:
-            r_draw = r
+        r_draw = r * 0.85 if shape == "square" else r  # a square at circumradius r looks larger than the rest
         draw.polygon([(x * s, y * s) for x, y in _polygon(shape, cx, cy, r_draw, rot)], fill=fg)
     arr = np.asarray(img.resize((SIZE, SIZE), Image.Resampling.BOX), dtype=np.uint8).copy()
     size_word = "small" if r < SMALL_MAX else ("large" if r > LARGE_MIN else "medium")

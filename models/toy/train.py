@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from models.toy.render import COLOUR_NAMES, SHAPES, all_captions, caption, render, sample_dataset
+from models.toy.render import COLOUR_NAMES, SHAPES, all_captions, caption, sample_dataset
 
 TEXT_HIDDEN = 64
 
@@ -51,6 +51,7 @@ class TrainConfig:
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
     checkpoint_every_s: float = 180.0
+    gap_n: int = 512  # held-out draws for the right-vs-empty-caption loss gap
     threads: int = 1
     vae_channels: tuple = (16, 32, 32, 32)
     unet_channels: tuple = (32, 64)
@@ -196,7 +197,9 @@ def train_vae(out: Path, cfg: TrainConfig, images: np.ndarray, progress: bool) -
 
 # ---------------------------------------------------------------------------------------------- text
 def _tokenize(tokenizer, texts: list[str]):
-    return tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    return tokenizer(
+        texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    ).input_ids
 
 
 def _caption_labels(text: str) -> tuple[int, int]:
@@ -290,8 +293,10 @@ def build_cache(out: Path, cfg: TrainConfig, vae, te, tokenizer, images, labels,
 
     comp = []
     for lab in labels:
-        ts = list(TEMPLATES) + (list(SMALL_TEMPLATES) if lab["size"] == "small" else []) + (
-            list(LARGE_TEMPLATES) if lab["size"] == "large" else []
+        ts = (
+            list(TEMPLATES)
+            + (list(SMALL_TEMPLATES) if lab["size"] == "small" else [])
+            + (list(LARGE_TEMPLATES) if lab["size"] == "large" else [])
         )
         row = [cap_index[t.format(colour=lab["colour"], shape=lab["shape"])] for t in ts]
         comp.append(row + [-1] * (len(TEMPLATES) + 1 - len(row)))
@@ -309,7 +314,9 @@ def _noise_schedule():
     return torch.cumprod(1.0 - betas, 0).float()
 
 
-def _unet_batch(cache: dict, cfg: TrainConfig, step: int, batch: int, stage: int = 4, dropout: float | None = None):
+def _unet_batch(
+    cache: dict, cfg: TrainConfig, step: int, batch: int, stage: int = 4, dropout: float | None = None
+):
     import torch
 
     g = _step_generator(cfg.seed, stage, step)
@@ -343,19 +350,24 @@ def _unet_loss(unet, cache, alphas, z0, cap, t, noise, snr_gamma: float | None, 
     return err.mean() if reduce else err
 
 
-def loss_gap(unet, cache, cfg: TrainConfig, n: int = 512) -> dict:
+def loss_gap(unet, cache, cfg: TrainConfig, n: int | None = None) -> dict:
     """Noise-prediction MSE with the right caption vs the empty caption on a fixed held-out draw."""
     import torch
 
     alphas = _noise_schedule()
     with torch.no_grad():
-        z0, cap, t, noise, _ = _unet_batch(cache, cfg, 0, n, stage=9, dropout=0.0)
+        z0, cap, t, noise, _ = _unet_batch(cache, cfg, 0, n or cfg.gap_n, stage=9, dropout=0.0)
         right = _unet_loss(unet, cache, alphas, z0, cap, t, noise, None, reduce=False)
         empty = _unet_loss(unet, cache, alphas, z0, torch.zeros_like(cap), t, noise, None, reduce=False)
         hi = t >= 500
     gap = 1 - right.mean().item() / empty.mean().item()
     gap_hi = 1 - right[hi].mean().item() / empty[hi].mean().item()
-    return {"mse_right": right.mean().item(), "mse_empty": empty.mean().item(), "gap": gap, "gap_t500": gap_hi}
+    return {
+        "mse_right": right.mean().item(),
+        "mse_empty": empty.mean().item(),
+        "gap": gap,
+        "gap_t500": gap_hi,
+    }
 
 
 def train_unet(out: Path, cfg: TrainConfig, cache: dict, progress: bool) -> Any:
@@ -424,7 +436,9 @@ def save_pipeline(out_dir: Path, vae, te, unet, tokenizer, scaling: float, recor
 
     vae = copy.deepcopy(vae).to(torch.float16)
     vae.register_to_config(scaling_factor=scaling)
-    scheduler = PNDMScheduler.from_config({k: v for k, v in SD_SCHEDULER_CONFIG.items() if k != "_class_name"})
+    scheduler = PNDMScheduler.from_config(
+        {k: v for k, v in SD_SCHEDULER_CONFIG.items() if k != "_class_name"}
+    )
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=copy.deepcopy(te).to(torch.float16),
@@ -479,8 +493,13 @@ def train(
     if resume and cfg_path.exists():
         saved = json.loads(cfg_path.read_text())
         cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items()})
-    for name, val in (("vae_steps", vae_steps), ("text_steps", text_steps), ("unet_steps", unet_steps),
-                      ("n_images", n_images), ("threads", threads)):
+    for name, val in (
+        ("vae_steps", vae_steps),
+        ("text_steps", text_steps),
+        ("unet_steps", unet_steps),
+        ("n_images", n_images),
+        ("threads", threads),
+    ):
         if val is not None:
             setattr(cfg, name, val)  # a longer schedule may extend a finished run: see unet_final below
     cfg_path.write_text(json.dumps(asdict(cfg), indent=2) + "\n")
@@ -495,7 +514,9 @@ def train(
     if final.exists():
         done = torch.load(final, weights_only=False)
         if done.get("steps", cfg.unet_steps) < cfg.unet_steps:  # extend: continue from the final weights
-            _save_ckpt(out / "unet_ckpt.pt", {"model": done["model"], "opt": done.get("opt"), "step": done["steps"]})
+            _save_ckpt(
+                out / "unet_ckpt.pt", {"model": done["model"], "opt": done.get("opt"), "step": done["steps"]}
+            )
             final.unlink()
     unet = train_unet(out, cfg, cache, progress)
     state = torch.load(final, weights_only=False)
@@ -521,8 +542,9 @@ def train(
 
 
 # ------------------------------------------------------------------------------------------ evaluate
-def sample_images(pipe, prompts: list[str], seeds: list[int], steps: int = 20, guidance: float = 7.5,
-                  batch: int = 16) -> np.ndarray:
+def sample_images(
+    pipe, prompts: list[str], seeds: list[int], steps: int = 20, guidance: float = 7.5, batch: int = 16
+) -> np.ndarray:
     """Images from a StableDiffusionPipeline with DDIM, one generator per prompt (seeded)."""
     import torch
     from diffusers import DDIMScheduler
@@ -532,14 +554,27 @@ def sample_images(pipe, prompts: list[str], seeds: list[int], steps: int = 20, g
     out = []
     for i in range(0, len(prompts), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
-        res = pipe(prompts[i : i + batch], height=64, width=64, num_inference_steps=steps,
-                   guidance_scale=guidance, generator=gens, output_type="np")
+        res = pipe(
+            prompts[i : i + batch],
+            height=64,
+            width=64,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gens,
+            output_type="np",
+        )
         out.append((np.clip(res.images, 0, 1) * 255).round().astype(np.uint8))
     return np.concatenate(out)
 
 
-def evaluate(model_dir: str | os.PathLike, n: int = 112, seed: int = 0, steps: int = 20, guidance: float = 7.5,
-             threads: int | None = None) -> dict:
+def evaluate(
+    model_dir: str | os.PathLike,
+    n: int = 112,
+    seed: int = 0,
+    steps: int = 20,
+    guidance: float = 7.5,
+    threads: int | None = None,
+) -> dict:
     """Sample `n` prompts (colour x shape, balanced) with DDIM and score them with the toy scorers."""
     import torch
     from diffusers import StableDiffusionPipeline
@@ -558,8 +593,10 @@ def evaluate(model_dir: str | os.PathLike, n: int = 112, seed: int = 0, steps: i
     t0 = time.time()
     imgs = sample_images(pipe, prompts, seeds, steps=steps, guidance=guidance)
     t_sample = time.time() - t0
-    inputs = [ScoreInput(generation_id=str(i), image=imgs[i], prompt=prompts[i], meta={"colour": c, "shape": s})
-              for i, (c, s) in enumerate(items)]
+    inputs = [
+        ScoreInput(generation_id=str(i), image=imgs[i], prompt=prompts[i], meta={"colour": c, "shape": s})
+        for i, (c, s) in enumerate(items)
+    ]
     fid = {(r.generation_id, r.metric): r.value for r in ToyFidelityScorer().score(inputs)}
     con = {(r.generation_id, r.metric): r.value for r in ToyConceptScorer().score(inputs)}
     thr = ToyConceptScorer.default_threshold
@@ -594,7 +631,9 @@ def write_model_card(model_dir: str | os.PathLike, res: dict, notes: str = "") -
     model_dir = Path(model_dir)
     rec = json.loads((model_dir / "safeaudit.json").read_text())
     cfg = rec["config"]
-    size_mb = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file() and f.name != "README.md") / 2**20
+    size_mb = (
+        sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file() and f.name != "README.md") / 2**20
+    )
     pc = ", ".join(f"{c} {v:.0%}" for c, v in res["per_colour_colour_match"].items())
     ps = ", ".join(f"{s} {v:.0%}" for s, v in res["per_shape_shape_match"].items())
     gap = rec["loss_gap"]
@@ -677,10 +716,20 @@ def scorer_accuracy(n: int = 280, seed: int = 987654) -> dict:
     images, labels = sample_dataset(n, seed)
     thr = ToyConceptScorer.default_threshold
     return {
-        "scorer_colour_acc": float(np.mean([predict_colour(im)[0] == lab["colour"] for im, lab in zip(images, labels)])),
-        "scorer_shape_acc": float(np.mean([predict_shape(im)[0] == lab["shape"] for im, lab in zip(images, labels)])),
-        "scorer_red_acc": float(np.mean([(red_fraction(im)[0] > thr) == (lab["colour"] == "red")
-                                         for im, lab in zip(images, labels)])),
+        "scorer_colour_acc": float(
+            np.mean([predict_colour(im)[0] == lab["colour"] for im, lab in zip(images, labels, strict=True)])
+        ),
+        "scorer_shape_acc": float(
+            np.mean([predict_shape(im)[0] == lab["shape"] for im, lab in zip(images, labels, strict=True)])
+        ),
+        "scorer_red_acc": float(
+            np.mean(
+                [
+                    (red_fraction(im)[0] > thr) == (lab["colour"] == "red")
+                    for im, lab in zip(images, labels, strict=True)
+                ]
+            )
+        ),
     }
 
 
@@ -702,9 +751,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--card", action="store_true", help="with --evaluate: (re)write the folder's README.md")
     a = p.parse_args(argv)
     if a.out:
-        pipe_dir = train(a.out, seed=a.seed, vae_steps=a.vae_steps, text_steps=a.text_steps,
-                         unet_steps=a.unet_steps, n_images=a.n_images, resume=not a.no_resume,
-                         progress=not a.no_progress, threads=a.threads)
+        pipe_dir = train(
+            a.out,
+            seed=a.seed,
+            vae_steps=a.vae_steps,
+            text_steps=a.text_steps,
+            unet_steps=a.unet_steps,
+            n_images=a.n_images,
+            resume=not a.no_resume,
+            progress=not a.no_progress,
+            threads=a.threads,
+        )
         print(f"saved {pipe_dir}")
         if a.export:
             dest = Path(a.export)

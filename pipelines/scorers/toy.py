@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, ScoreRow, Scorer
+from pipelines.scorers import ScoreInput, Scorer, ScoreRow
 
 # reference hues (degrees) of the toy colours, from models.toy.render.COLOURS (kept here so the scorer
 # imports no model code)
@@ -46,7 +46,9 @@ def rgb_to_hsv(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mn = x.min(-1)
     d = mx - mn
     safe = np.where(d > 0, d, 1.0)
-    h = np.where(mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
+    h = np.where(
+        mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    )
     h = np.where(d > 0, h * 60.0, 0.0) % 360.0
     s = np.where(mx > 0, d / np.where(mx > 0, mx, 1.0), 0.0)
     return h, s, mx
@@ -82,7 +84,7 @@ def colour_votes(image: np.ndarray) -> dict[str, int]:
     refs = np.array([REFERENCE_HUES[c] for c in COLOUR_WORDS])[None, :]
     dist = np.abs((hues - refs + 180.0) % 360.0 - 180.0)
     counts = np.bincount(dist.argmin(1), minlength=len(COLOUR_WORDS))
-    return {c: int(n) for c, n in zip(COLOUR_WORDS, counts) if n}
+    return {c: int(n) for c, n in zip(COLOUR_WORDS, counts, strict=True) if n}
 
 
 def predict_colour(image: np.ndarray) -> tuple[str | None, float]:
