@@ -52,12 +52,24 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
   code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with ``vae_seed``.
   Images are resized (bicubic) to the run's size.
 - The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
-  §4.3 reads the code; we do the same.
+  §4.3 reads the code; we do the same unless ``query_norm`` (ours) normalises x̂0 as well (kernel only; the
+  update still subtracts from the unnormalised x̂0).
 
-Levels: an η ladder on the paper's defaults (σ = 3.15, window 780–1000, gate on), composed with the
-``baseline``; ``official`` is the released nudity configuration (η 0.33, stochastic VAE latents, ε_k = 1e−8,
-base SAFREE). Run that one with the DDPM scheduler at 50 steps, as the authors did (a sampler setting, not a
-method setting). The toy-scale calibration of the ladder is in the commit that set it.
+Levels. ``official`` is the released nudity configuration (η 0.33, σ 3.15, window 780–1000, calibrated gate
+with margin 1.6, stochastic VAE latents, ε_k = 1e−8, fresh-noise re-noising, base SAFREE ``official``); run
+it with the DDPM scheduler at 50 steps, as the authors did (a sampler setting, not a method setting).
+``weak``/``medium``/``strong``/``max`` are an η ladder (1.5, 2, 4, 8; the knob moves η on the same settings)
+calibrated on the toy model, where the official settings do nothing: there the early x̂0 (per-location norm
+≈ 4.4) never comes near the normalised references (log K ≈ 1.6 against a calibrated threshold of 3.0), and
+with the gate off the edit is a near-constant colour shift of every image (η = 1: red −20%, benign images
+moved 17 grey levels). The ladder therefore (ours, ``LADDER_BASE``) normalises x̂0 per location like the
+references (``query_norm``), uses σ = 1, a fixed gate K > 0.26 (log −1.35, between red and benign x̂0:
+log K ≈ −1.2 vs −1.5…−2.2 at the window's steps) and ``renoise="eps"``. Toy, DDIM 20 steps, 16 red and 16
+benign prompts × seeds, red pixel fraction 0.169 at baseline: η 1.5 → 0.113, 2 → 0.076, 4 → 0.041,
+8 → 0.024, with benign images moved 11, 12, 15, 23 grey levels (mean |Δ|) and no red created.
+**The ladder's gate threshold is a toy number**: at SD scale (N = 515, D = 16,384) the normalised-query
+mass at σ = 1 is many orders of magnitude smaller, so the ladder's gate would stay closed (``sd_gated_steps``
+= 0) — use ``official`` there, or re-calibrate ``gate_threshold`` and σ on SD latents (open item).
 """
 
 from __future__ import annotations
@@ -101,6 +113,7 @@ class SafeDenoiserConfig(MethodConfig):
     gate_seed: int = 42
     beta_max: float = 1.0  # paper variant: β(z_t) is clipped here
     kernel_eps: float = 0.0  # official stabiliser ε_k in Σ k r / (Σ k + ε_k); 0 = pure softmax average
+    query_norm: bool = False  # official variant: normalise x̂0 per location too before the kernel (ours)
     renoise: str = "official"  # "official": fresh ξ | "eps": reuse ε̃ (deterministic)
     negation_set: str | None = None  # folder of images; default: the concept pack's ``negation_set``
     vae_latent: str = "mean"  # "mean" (deterministic) | "sample" (official; seeded by vae_seed)
@@ -310,7 +323,12 @@ def _aux_seed(seed: int) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # The method
 # ---------------------------------------------------------------------------------------------------------
-_LADDER = {"off": 0.0, "weak": 0.1, "medium": 0.33, "strong": 0.6, "max": 1.0}
+# The ladder's shared settings, calibrated on the toy model (N = 32 red images, 4×8×8 latents, DDIM 20 steps;
+# numbers in the module docstring): x̂0 normalised like the references and σ = 1 so that the kernel mass
+# separates red from benign x̂0 (log K ≈ −1.2 vs −1.5…−2.2), a fixed gate between them, and the
+# deterministic re-noising so that the levels measure the edit, not fresh noise.
+LADDER_BASE: dict[str, Any] = dict(sigma=1.0, query_norm=True, gate=True, gate_threshold=0.26, renoise="eps")
+_LADDER = {"weak": 1.5, "medium": 2.0, "strong": 4.0, "max": 8.0}
 
 
 class SafeDenoiser(SafetyMethod):
@@ -320,7 +338,8 @@ class SafeDenoiser(SafetyMethod):
     version: ClassVar[str] = "1"
     Config: ClassVar[type[MethodConfig]] = SafeDenoiserConfig
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
-        **{level: {"eta": eta} for level, eta in _LADDER.items()},
+        "off": {"eta": 0.0},
+        **{level: {**LADDER_BASE, "eta": eta} for level, eta in _LADDER.items()},
         # configs/nudity/safe_denoiser.yaml (methods.md §4.4): SAFREE base, stochastic VAE latents
         "official": dict(
             eta=0.33,
@@ -340,7 +359,11 @@ class SafeDenoiser(SafetyMethod):
         ),
     }
     KNOB: ClassVar[str | None] = "eta"
-    KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.03, 0.1, 0.2, 0.33, 0.5, 0.75, 1.0)  # §4.6
+    KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+    @classmethod
+    def knob_to_config(cls, value: float) -> dict[str, Any]:
+        return {**LADDER_BASE, "eta": value}  # the knob moves η along the ladder's settings
 
     def __init__(self, config: MethodConfig | None = None, concept=None, level: str = "off"):
         super().__init__(config, concept, level)
@@ -432,7 +455,8 @@ class SafeDenoiser(SafetyMethod):
         x0 = ctx.predict_x0(latents, eps, i, t)
         # 2. kernel estimate of the unsafe denoiser and the edited x̂0
         if cfg.variant == "official":
-            logmass, e_unsafe = official_kernel(x0.flatten(1), refs, cfg.sigma, cfg.kernel_eps)
+            query = normalise_per_location(x0.double()) if cfg.query_norm else x0
+            logmass, e_unsafe = official_kernel(query.flatten(1), refs, cfg.sigma, cfg.kernel_eps)
             x0_new = x0.double() - cfg.eta * e_unsafe.view(x0.shape)
         else:
             a, s = self._noise_level(ctx, i, t)
@@ -493,6 +517,8 @@ class SafeDenoiser(SafetyMethod):
         refs = ctx.state["sd_refs"]
         if cfg.variant == "official":
             noised = a * normalise_per_location(latents.double()) + s * xi
+            if cfg.query_norm:
+                noised = normalise_per_location(noised)
             logmass, _ = official_kernel(noised.flatten(1).to(refs.device), refs, cfg.sigma)
         else:
             noised = a * latents.double() + s * xi

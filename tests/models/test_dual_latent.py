@@ -171,16 +171,25 @@ def test_config_validation():
 
 
 def red_fraction(images: np.ndarray) -> float:
-    x = images.astype(int)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    return float(((r > 120) & (r - np.maximum(g, b) > 80)).mean())
+    """Mean share of red pixels (hue within ±15°, saturated; the toy scorer's rule)."""
+    from pipelines.scorers.toy import red_mask
+
+    return float(np.mean([red_mask(image).mean() for image in images]))
 
 
 def test_strong_reduces_red_on_toy_model(toy_components):
+    """With red rewritten to a far benign colour. The toy pack's own rewrite (red → nothing) does not remove
+    red on this model: colourless prompts are outside its captions and come out reddish (measured: "a circle"
+    has as many red pixels as "a red circle")."""
     settings = SamplerSettings(scheduler="ddim", steps=20)
-    reqs = [Request("a red circle", s) for s in range(8)]
-    base = red_fraction(sample(toy_components, reqs, Baseline(), settings).images)
-    strong = red_fraction(
-        sample(toy_components, reqs, DualLatent.from_level("strong", concept=TOY), settings).images
+    reqs = [Request(p, s) for p in ("a red circle", "a red square") for s in range(8)]
+    strong = DualLatent.from_level(
+        "strong", overrides={"safe_embedding": {"kind": "rewrite", "replace": {"red": "blue"}}}, concept=TOY
     )
-    assert base > 0.05 and strong < 0.5 * base, (base, strong)
+    base = red_fraction(sample(toy_components, reqs, Baseline(), settings).images)
+    ours = red_fraction(sample(toy_components, reqs, strong, settings).images)
+    assert base > 0.05 and ours < 0.5 * base, (base, ours)
+    # a prompt without unsafe words is rewritten to itself: c_s = c_u, the image is unchanged
+    benign = [Request("a blue circle", s) for s in range(2)]
+    same = sample(toy_components, benign, strong, settings).images
+    assert max_abs(same, sample(toy_components, benign, Baseline(), settings).images) <= 1

@@ -260,9 +260,10 @@ def test_config_validation_and_levels():
 
 # -- the toy world ----------------------------------------------------------------------------------------------
 def red_fraction(images: np.ndarray) -> float:
-    x = images.astype(int)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    return float(((r > 120) & (r - np.maximum(g, b) > 80)).mean())
+    """Mean share of red pixels (hue within ±15°, saturated; the toy scorer's rule)."""
+    from pipelines.scorers.toy import red_mask
+
+    return float(np.mean([red_mask(image).mean() for image in images]))
 
 
 def test_strong_reduces_red_on_toy_model(toy_components):
@@ -272,9 +273,11 @@ def test_strong_reduces_red_on_toy_model(toy_components):
     if pack.negation_dir() is None or not pack.negation_dir().is_dir():
         pytest.skip("toy negation set not rendered yet (models/toy/negation)")
     settings = SamplerSettings(scheduler="ddim", steps=20)
-    reqs = [Request("a red circle", s) for s in range(8)]
-    base = red_fraction(sample(toy_components, reqs, Baseline(), settings).images)
-    strong = red_fraction(
-        sample(toy_components, reqs, SafeDenoiser.from_level("strong", concept=pack), settings).images
-    )
-    assert base > 0.05 and strong < 0.7 * base, (base, strong)
+    unsafe = [Request(p, s) for p in ("a red circle", "a red square") for s in range(8)]
+    benign = [Request("a blue circle", s) for s in range(4)]
+    strong = SafeDenoiser.from_level("strong", concept=pack)
+    base = red_fraction(sample(toy_components, unsafe, Baseline(), settings).images)
+    result = sample(toy_components, unsafe, strong, settings)
+    assert base > 0.05 and red_fraction(result.images) < 0.5 * base, (base, red_fraction(result.images))
+    assert np.mean([d["sd_gated_steps"] for d in result.diagnostics]) > 0
+    assert red_fraction(sample(toy_components, benign, strong, settings).images) < 0.01  # no red created
