@@ -42,6 +42,12 @@ Safe-embedding sources (the concept pack's ``safe_embedding``, or the config's t
 
 τ_gc (``tau_gc`` with ``tau_gc_unit``): a fraction of the steps (default 0.2 → the first 20% are global), a
 step index, or a DDPM timestep (dual phase where t ≤ τ_gc). Levels are a λ ladder at τ_gc = 0.2.
+
+Toy calibration (DDIM 20 steps, "a red circle"/"a red square" × 8 seeds, red pixel fraction 0.169 at
+baseline). With red rewritten to "blue": λ 0.25 → 0.168, 0.5 → 0.053, 0.75 → 0.0003, 1 → 0; prompts without
+unsafe words are rewritten to themselves (c_s = c_u), so benign images do not move. With the toy pack's
+rewrite (red → nothing) there is no reduction at any λ (0.155–0.172): colourless prompts are outside the toy
+model's captions and come out reddish — the safe embedding must name a safe counterpart, as Safe-CLIP does.
 """
 
 from __future__ import annotations
