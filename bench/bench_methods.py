@@ -181,6 +181,37 @@ def parts_of(components) -> dict[str, tuple[Any, str]]:
     }
 
 
+def with_parts(components, args, fn):
+    """``fn`` wrapped so that, on a CPU, each call returns the seconds spent in the UNet, the text encoder and
+    the VAE decoder (CPU clock, as the timings); on a GPU the call runs bare (a meter would need syncs)."""
+    if primary_clock(args) == "wall":
+        return fn
+
+    def call() -> dict[str, float]:
+        with metered(parts_of(components), clock=time.process_time) as meters:
+            fn()
+        return {f"{p}_{k}": getattr(m, k) for p, m in meters.items() for k in ("rows", "seconds")}
+
+    return call
+
+
+def split_per_image(timings, key: str, n_images: int) -> dict[str, float | None]:
+    """Median ms per image in the UNet, text encoder, VAE decoder and everything else (CPU runs only)."""
+    results = timings.results[key]
+    if not results or results[0] is None:
+        return {"unet_ms": None, "text_ms": None, "vae_ms": None, "other_ms": None}
+    out = {
+        f"{p}_ms": 1000 * median(r[f"{p}_seconds"] for r in results) / n_images
+        for p in ("unet", "text", "vae")
+    }
+    other = [
+        t - r["unet_seconds"] - r["text_seconds"] - r["vae_seconds"]
+        for t, r in zip(timings.cpu[key], results, strict=True)
+    ]
+    out["other_ms"] = 1000 * median(other) / n_images
+    return out
+
+
 # -- part 1: every method and level against the baseline ------------------------------------------------------
 def variant_list(methods: list[str], levels: list[str] | None) -> list[tuple[str, str]]:
     from models.registry import available_methods, method_class
@@ -366,8 +397,8 @@ def bench_vs_diffusers(components, args) -> dict[str, Any]:
     for level in levels:
         method = build_method("sld", level)  # no concept pack: DEFAULT_CONCEPT, diffusers' own text
         cfg = method.config.as_dict()
-        calls[f"ours:{level}"] = lambda m=method: ours(m)
-        calls[f"diffusers:{level}"] = lambda c=cfg: theirs(c)
+        calls[f"ours:{level}"] = with_parts(components, args, lambda m=method: ours(m))
+        calls[f"diffusers:{level}"] = with_parts(components, args, lambda c=cfg: theirs(c))
         a = ours(method).astype(np.int16)
         b = (np.asarray(theirs(cfg)) * 255).round().astype(np.int16)
         same[level] = int(np.abs(a - b).max())
@@ -379,6 +410,10 @@ def bench_vs_diffusers(components, args) -> dict[str, Any]:
         a, b = f"ours:{level}", f"diffusers:{level}"
         lo, hi = timings.ratio_range(a, b, of=of)
         ratio = timings.ratio(a, b, of=of)
+        ours_split, their_split = (
+            split_per_image(timings, a, args.batch),
+            split_per_image(timings, b, args.batch),
+        )
         rows.append(
             {
                 "level": level,
@@ -388,11 +423,29 @@ def bench_vs_diffusers(components, args) -> dict[str, Any]:
                 "ratio_min": lo,
                 "ratio_max": hi,
                 "wall_ratio": timings.ratio(a, b),
+                # outside the three models: the loop, guidance arithmetic, scheduler, tokenizer, Python
+                "ours_other_ms": ours_split["other_ms"],
+                "diffusers_other_ms": their_split["other_ms"],
+                "unet_rows_same": None
+                if timings.results[a][0] is None
+                else timings.results[a][0]["unet_rows"] == timings.results[b][0]["unet_rows"],
                 "max_pixel_diff": same[level],
                 "goal_met": ratio <= 1.0,
             }
         )
-    return {"rows": rows, "clock": clock, "decode": "included on both sides", "scheduler": "ddim"}
+    profiles = {}
+    if args.profile and levels:  # where each side's time outside the models goes, one level
+        method = build_method("sld", levels[0])
+        cfg = method.config.as_dict()
+        profiles[f"ours:{levels[0]}"] = profile_top(lambda: ours(method), n=args.profile_n)
+        profiles[f"diffusers:{levels[0]}"] = profile_top(lambda: theirs(cfg), n=args.profile_n)
+    return {
+        "rows": rows,
+        "clock": clock,
+        "decode": "included on both sides",
+        "scheduler": "ddim",
+        "profiles": profiles,
+    }
 
 
 # -- part 3: SAFREE batched against one prompt at a time ------------------------------------------------------
@@ -414,14 +467,19 @@ def bench_safree_batching(components, args, pack) -> dict[str, Any]:
             [sample(components, [r], m, settings).images for r in requests]
         )
     outputs = {k: fn() for k, fn in calls.items()}
+    calls = {k: with_parts(components, args, fn) for k, fn in calls.items()}
     timings = interleaved(calls, repeats=args.repeats, warmup=0, sync=sync)
     clock = primary_clock(args)
     of = timings.of(clock)
+    splits = []
     for level in args.safree_levels:
         a, b = f"loop:{level}", f"batched:{level}"
         diff = np.abs(outputs[b].astype(np.int16) - outputs[a].astype(np.int16))
         lo, hi = timings.ratio_range(a, b, of=of)
         speedup = timings.ratio(a, b, of=of)
+        for variant in (b, a):
+            split = split_per_image(timings, variant, len(requests))
+            splits.append({"variant": variant, **split})
         rows.append(
             {
                 "level": level,
@@ -436,7 +494,7 @@ def bench_safree_batching(components, args, pack) -> dict[str, Any]:
                 "goal_met": speedup >= 5.0,
             }
         )
-    return {"rows": rows, "clock": clock}
+    return {"rows": rows, "clock": clock, "split": splits}
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -518,10 +576,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res = results["diffusers"] = bench_vs_diffusers(components, args)
         print("## sld vs diffusers StableDiffusionPipelineSafe (decode included on both sides)\n")
         print(markdown_table(res["rows"]) + "\n")
+        for key, top in res["profiles"].items():
+            print(f"### cProfile {key} (own time)\n\n{markdown_table(top)}\n")
     if "safree" in args.parts:
         res = results["safree"] = bench_safree_batching(components, args, pack)
         print(f"## safree: {args.safree_n} prompts in one call vs one call per prompt\n")
         print(markdown_table(res["rows"]) + "\n")
+        print("ms per image by part:\n\n" + markdown_table(res["split"]) + "\n")
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     write_json(args.json, results)
     return results

@@ -421,7 +421,7 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
 
         def q(name: str) -> None:
             sql, params = queries[name]
-            n_rows[name] = con.execute(sql, params).to_arrow_table().num_rows
+            n_rows[name] = len(con.execute(sql, params).fetchall())
 
         timings = interleaved({k: (lambda k=k: q(k)) for k in queries}, repeats=args.repeats, warmup=1)
         threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
@@ -435,6 +435,51 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "duckdb_threads": threads, "warehouse": info}
 
 
+# -- what-if: the fixes the query needs, tried on the read snapshot without touching it ---------------------------
+WHATIF_STEPS = [
+    # (label, temp table, the view it stands in for): each step keeps the previous ones
+    ("latest scores as a table", "w_scores", "stg_scores"),
+    ("+ per-image flags, baseline pairs and prompt roles as tables", "w_flags", "int_generation_flags"),
+    (None, "w_pairs", "int_baseline_pairs"),
+    (None, "w_prompts", "int_generation_prompts"),
+    ("+ mart_tradeoff itself as a table", "w_mart", "mart_tradeoff"),
+]
+
+
+def bench_whatif(query_wh: Path, args) -> dict[str, Any]:
+    """Materialise the layers under ``mart_tradeoff`` one after another as TEMP tables on a read-only connection
+    to the snapshot, shadowing the views of the same name (DuckDB resolves a view's names at query time, temp
+    objects first), and time the one-rule query after each step. One round: these are estimates for a fix."""
+    from pipelines.warehouse import reader
+
+    con = reader(query_wh)
+    sql, params = "SELECT * FROM mart_tradeoff WHERE rule = ?", ["nudenet_i2p"]
+    rows = []
+    try:
+        t = time.perf_counter()
+        n = len(con.execute(sql, params).fetchall())
+        rows.append(
+            {"step": "views as they are", "refresh_s": 0.0, "query_s": time.perf_counter() - t, "rows": n}
+        )
+        refresh = 0.0
+        for label, table, view in WHATIF_STEPS:
+            t = time.perf_counter()
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{view}")  # noqa: S608 - fixed names
+            con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {table}")  # noqa: S608
+            refresh += time.perf_counter() - t
+            if label is None:
+                continue
+            t = time.perf_counter()
+            n = len(con.execute(sql, params).fetchall())
+            rows.append({"step": label, "refresh_s": refresh, "query_s": time.perf_counter() - t, "rows": n})
+            refresh = 0.0
+    finally:
+        con.close()
+    for r in rows:
+        r["goal_met"] = r["query_s"] < 1.0
+    return {"rows": rows, "query": "mart_tradeoff WHERE rule = 'nudenet_i2p'"}
+
+
 # -- main -----------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -444,7 +489,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=5, help="images per prompt in the query warehouse")
     ap.add_argument("--chunk", type=int, default=2_000_000, help="score rows per INSERT while building")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", default="load,query")
+    ap.add_argument("--parts", default="load,query", help="comma list: load,query,whatif")
     ap.add_argument("--skip-rollback", action="store_true", help="skip the insert into the query warehouse")
     ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -470,7 +515,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"# bench_warehouse  {results['machine']}\n")
     try:
         query_wh = None
-        if "query" in args.parts or ("load" in args.parts and not args.skip_rollback):
+        if {"query", "whatif"} & set(args.parts) or ("load" in args.parts and not args.skip_rollback):
             query_wh = tmp / "query.duckdb"
             if not query_wh.exists() or not (tmp / "query.snapshot.duckdb").exists():
                 info = build_query_warehouse(query_wh, args.query_rows, args.runs, args.images, args.chunk)
@@ -489,6 +534,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(
                 f"## mart_tradeoff over {results['query_warehouse']['score_rows']:,} score rows (duckdb threads {res['duckdb_threads']})\n"
             )
+            print(markdown_table(res["rows"]) + "\n")
+        if "whatif" in args.parts:
+            res = results["whatif"] = bench_whatif(query_wh, args)
+            print(f"## what-if: materialised layers under mart_tradeoff ({res['query']}, one round)\n")
             print(markdown_table(res["rows"]) + "\n")
     finally:
         if not args.keep and not args.tmp:

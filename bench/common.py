@@ -218,14 +218,11 @@ def machine_info(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only when the benchmark uses it (importing it costs seconds)
+    if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:  # pragma: no cover
-        pass
     info.update(extra or {})
     return info
 
