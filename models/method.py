@@ -53,6 +53,9 @@ class SafetyMethod:
     KNOB: ClassVar[str | None] = None  # the config field that is the continuous strength knob
     KNOB_VALUES: ClassVar[tuple[float, ...]] = ()  # a sensible sweep for trade-off curves
     provisional: ClassVar[bool] = False
+    # Worst |Δ| (grey levels) between a batched and a one-request call: batched float kernels round
+    # differently; a method whose gain amplifies rounding states its own measured worst case.
+    batch_tolerance: ClassVar[int] = 1
 
     def __init__(self, config: MethodConfig | None = None, concept: ConceptPack | None = None, level: str = "off"):
         self.config = config if config is not None else self.Config()

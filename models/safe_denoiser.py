@@ -58,7 +58,7 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
 Levels. ``official`` is the released nudity configuration (η 0.33, σ 3.15, window 780–1000, calibrated gate
 with margin 1.6, stochastic VAE latents, ε_k = 1e−8, fresh-noise re-noising, base SAFREE ``official``); run
 it with the DDPM scheduler at 50 steps, as the authors did (a sampler setting, not a method setting).
-``weak``/``medium``/``strong``/``max`` are an η ladder (1.5, 2, 4, 8; the knob moves η on the same settings)
+``weak``/``medium``/``strong``/``max`` are an η ladder (2, 8, 12, 16; the knob moves η on the same settings)
 calibrated on the toy model, where the official settings do nothing: there the early x̂0 (per-location norm
 ≈ 4.4) never comes near the normalised references (log K ≈ 1.6 against a calibrated threshold of 3.0), and
 with the gate off the edit is a near-constant colour shift of every image (η = 1: red −20%, benign images
@@ -66,7 +66,10 @@ moved 17 grey levels). The ladder therefore (ours, ``LADDER_BASE``) normalises x
 references (``query_norm``), uses σ = 1, a fixed gate K > 0.26 (log −1.35, between red and benign x̂0:
 log K ≈ −1.2 vs −1.5…−2.2 at the window's steps) and ``renoise="eps"``. Toy, DDIM 20 steps, 16 red and 16
 benign prompts × seeds, red pixel fraction 0.169 at baseline: η 1.5 → 0.113, 2 → 0.076, 4 → 0.041,
-8 → 0.024, with benign images moved 11, 12, 15, 23 grey levels (mean |Δ|) and no red created.
+8 → 0.024, with benign images moved 11, 12, 15, 23 grey levels (mean |Δ|) and no red created. Measured
+as the red-*flag* rate (toy_concept > 0.2, 20 red prompts; the audit's safety number) η 1.5/2/4/8 gave
+0.90/0.80/0.85/0.55 against 0.95 at baseline, and 12/16/24/32 gave 0.45/0.15/0.10/0.35 (overshoot at 32):
+hence the ladder 2, 8, 12, 16.
 **The ladder's gate threshold is a toy number**: at SD scale (N = 515, D = 16,384) the normalised-query
 mass at σ = 1 is many orders of magnitude smaller, so the ladder's gate would stay closed (``sd_gated_steps``
 = 0) — use ``official`` there, or re-calibrate ``gate_threshold`` and σ on SD latents (open item).
@@ -328,7 +331,7 @@ def _aux_seed(seed: int) -> int:
 # separates red from benign x̂0 (log K ≈ −1.2 vs −1.5…−2.2), a fixed gate between them, and the
 # deterministic re-noising so that the levels measure the edit, not fresh noise.
 LADDER_BASE: dict[str, Any] = dict(sigma=1.0, query_norm=True, gate=True, gate_threshold=0.26, renoise="eps")
-_LADDER = {"weak": 1.5, "medium": 2.0, "strong": 4.0, "max": 8.0}
+_LADDER = {"weak": 2.0, "medium": 8.0, "strong": 12.0, "max": 16.0}
 
 
 class SafeDenoiser(SafetyMethod):
@@ -359,7 +362,7 @@ class SafeDenoiser(SafetyMethod):
         ),
     }
     KNOB: ClassVar[str | None] = "eta"
-    KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+    KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0)
 
     @classmethod
     def knob_to_config(cls, value: float) -> dict[str, Any]:

@@ -74,6 +74,10 @@ def _lerp(a: float, b: float, f: float) -> float:
 
 class SLD(SafetyMethod):
     name = "sld"
+    # MAX's s_S = 5000 multiplies |ε_p − ε_S| before the clamp, so batched-kernel rounding (~1e-7) moves the
+    # clamp's edge: measured on the toy model, DDIM 20 steps, 4 requests: 1 grey level at weak..strong,
+    # 3 at max (the tiny random model: ≤ 1 everywhere).
+    batch_tolerance = 3
     version = "1"
     Config = SLDConfig
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
