@@ -127,7 +127,9 @@ def build_tiny_pipeline(seed: int = TINY_SEED):
     vae = AutoencoderKL(**cfg["vae"])
     torch.manual_seed(seed + 2)
     text_encoder = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"]))
-    scheduler = PNDMScheduler.from_config({k: v for k, v in SD_SCHEDULER_CONFIG.items() if k != "_class_name"})
+    scheduler = PNDMScheduler.from_config(
+        {k: v for k, v in SD_SCHEDULER_CONFIG.items() if k != "_class_name"}
+    )
     return StableDiffusionPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
@@ -214,7 +216,9 @@ def load_components(
         text_encoder = CLIPTextModel.from_pretrained(
             source, subfolder="text_encoder", torch_dtype=torch_dtype, **kwargs
         )
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=torch_dtype, **kwargs)
+        unet = UNet2DConditionModel.from_pretrained(
+            source, subfolder="unet", torch_dtype=torch_dtype, **kwargs
+        )
         vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=torch_dtype, **kwargs)
         from diffusers import DDIMScheduler
 
@@ -223,7 +227,9 @@ def load_components(
         raise
     except Exception as exc:  # noqa: BLE001 - every load failure becomes one actionable line
         if local is not None:
-            raise ModelLoadError(f"model folder {local} could not be loaded: {type(exc).__name__}: {exc}".split("\n")[0]) from None
+            raise ModelLoadError(
+                f"model folder {local} could not be loaded: {type(exc).__name__}: {exc}".split("\n")[0]
+            ) from None
         raise ModelLoadError(
             f"model {model!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and the hub "
             f"is unreachable; pass a local folder in diffusers layout (model: /path/to/model) or use builtin:tiny"

@@ -57,7 +57,9 @@ class SafetyMethod:
     # differently; a method whose gain amplifies rounding states its own measured worst case.
     batch_tolerance: ClassVar[int] = 1
 
-    def __init__(self, config: MethodConfig | None = None, concept: ConceptPack | None = None, level: str = "off"):
+    def __init__(
+        self, config: MethodConfig | None = None, concept: ConceptPack | None = None, level: str = "off"
+    ):
         self.config = config if config is not None else self.Config()
         self.concept = concept
         self.level = level
@@ -82,7 +84,9 @@ class SafetyMethod:
         fields = {f.name for f in dataclasses.fields(cls.Config)}
         for key in overrides or {}:
             if key not in fields:
-                raise ValueError(f"method {cls.name!r} has no config key {key!r}; keys: {', '.join(sorted(fields))}")
+                raise ValueError(
+                    f"method {cls.name!r} has no config key {key!r}; keys: {', '.join(sorted(fields))}"
+                )
         values.update(overrides or {})
         config = cls.Config(**values)
         return cls(config=config, concept=concept, level=level if knob is None else f"{cls.KNOB}={knob:g}")
@@ -115,7 +119,9 @@ class SafetyMethod:
     def setup(self, ctx) -> None:
         return None
 
-    def unet_inputs(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def unet_inputs(
+        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not ctx.do_cfg:
             return latents, ctx.cond
         return torch.cat([latents, latents]), torch.cat([ctx.uncond, ctx.cond])

@@ -45,5 +45,7 @@ def available_methods() -> list[str]:
     return out
 
 
-def build_method(name: str, level: str = "off", knob: float | None = None, overrides: dict | None = None, concept=None):
+def build_method(
+    name: str, level: str = "off", knob: float | None = None, overrides: dict | None = None, concept=None
+):
     return method_class(name).from_level(level=level, knob=knob, overrides=overrides, concept=concept)

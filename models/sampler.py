@@ -125,7 +125,9 @@ class Context:
     # -- text ----------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         tok = self.components.tokenizer
-        ids = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+        ids = tok(
+            texts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
+        )
         return ids.input_ids
 
     @torch.no_grad()
@@ -170,7 +172,9 @@ class Context:
         return (a.sqrt() * x0.float() + (1 - a).sqrt() * noise.float()).to(x0.dtype)
 
 
-def initial_noise(requests: list[Request], shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[torch.Generator]]:
+def initial_noise(
+    requests: list[Request], shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, list[torch.Generator]]:
     """Per-request noise from its own seeded CPU generator; the generator then feeds stochastic steps."""
     generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in requests]
     noise = torch.cat([torch.randn((1, *shape), generator=g) for g in generators])
@@ -200,7 +204,9 @@ def sample(
     settings = settings or SamplerSettings()
     factor = components.vae_scale_factor
     if settings.height % factor or settings.width % factor:
-        raise ValueError(f"size {settings.height}x{settings.width} is not a multiple of the VAE factor {factor}")
+        raise ValueError(
+            f"size {settings.height}x{settings.width} is not a multiple of the VAE factor {factor}"
+        )
 
     scheduler = make_scheduler(settings.scheduler, components.scheduler_config)
     scheduler.set_timesteps(settings.steps, device=components.unet.device)

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-toy_app = typer.Typer(no_args_is_help=True, help="The toy world: a tiny model where red is the unsafe concept.")
+toy_app = typer.Typer(
+    no_args_is_help=True, help="The toy world: a tiny model where red is the unsafe concept."
+)
 app.add_typer(toy_app, name="toy")
 console = Console()
 err = Console(stderr=True)
@@ -28,11 +30,23 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipelines.scorers import ScorerError
     from pipelines.warehouse import WarehouseError
 
-    return (RunSpecError, PromptFileError, ModelLoadError, ConceptPackError, WarehouseError, ScorerError, ValueError)
+    return (
+        RunSpecError,
+        PromptFileError,
+        ModelLoadError,
+        ConceptPackError,
+        WarehouseError,
+        ScorerError,
+        ValueError,
+    )
 
 
 def _fail(exc: BaseException) -> None:
-    err.print(f"[bold red]error:[/] {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]error:[/] {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(2)
 
 
@@ -57,14 +71,18 @@ def print_table(rows: list[dict] | list[tuple], columns: list[str], title: str |
         table.add_column(str(c), overflow="fold")
     for r in rows:
         values = r.values() if isinstance(r, dict) else r
-        table.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in values])
+        table.add_row(
+            *["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in values]
+        )
     console.print(table)
 
 
 @app.command()
 def run(
     spec: Annotated[Path, typer.Argument(help="run spec YAML")],
-    tag: Annotated[str | None, typer.Option(help="run tag (e.g. a nightly date): a new run that reuses images")] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="run tag (e.g. a nightly date): a new run that reuses images")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ):
     """Plan, generate, score and load one audit; resumable (re-run after a crash to finish)."""
@@ -99,7 +117,9 @@ def plan(spec: Path):
     from pipelines.runspec import load_spec
 
     p = _guard(lambda: plan_run(load_spec(spec)))
-    console.print(json.dumps({k: p[k] for k in ("run_id", "n_expected", "n_reused")} | {"batches": len(p["batch_ids"])}))
+    console.print(
+        json.dumps({k: p[k] for k in ("run_id", "n_expected", "n_reused")} | {"batches": len(p["batch_ids"])})
+    )
 
 
 @app.command()
@@ -109,7 +129,9 @@ def sample(
     model: Annotated[str, typer.Option()] = "builtin:toy",
     method: Annotated[str, typer.Option()] = "baseline",
     level: Annotated[str, typer.Option()] = "off",
-    knob: Annotated[float | None, typer.Option(help="continuous strength knob value (overrides level)")] = None,
+    knob: Annotated[
+        float | None, typer.Option(help="continuous strength knob value (overrides level)")
+    ] = None,
     concept: Annotated[str, typer.Option(help="concept pack")] = "toy",
     seed: Annotated[int, typer.Option()] = 0,
     steps: Annotated[int, typer.Option()] = 20,
@@ -131,7 +153,9 @@ def sample(
         from models.sampler import sample as run_sample
 
         m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
-        settings = SamplerSettings(scheduler=scheduler, steps=steps, guidance=guidance, height=size, width=size)
+        settings = SamplerSettings(
+            scheduler=scheduler, steps=steps, guidance=guidance, height=size, width=size
+        )
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         components = load_components(model, dtype=dtype, device=device)
@@ -215,7 +239,9 @@ def methods():
     for name in available_methods():
         d = method_class(name).describe()
         label = name + (" (provisional)" if d["provisional"] else "")
-        rows.append([label, ", ".join(d["levels"]), d["knob"] or "", ", ".join(f"{v:g}" for v in d["knob_values"])])
+        rows.append(
+            [label, ", ".join(d["levels"]), d["knob"] or "", ", ".join(f"{v:g}" for v in d["knob_values"])]
+        )
         defaults.append(f"[bold]{name}[/] defaults: {json.dumps(d['defaults'], default=str)}")
     print_table(rows, ["method", "levels", "knob", "knob sweep"])
     for line in defaults:

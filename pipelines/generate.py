@@ -95,7 +95,9 @@ def _fault_point(images_written: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def generate_batch(artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None) -> dict[str, Any]:
+def generate_batch(
+    artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None
+) -> dict[str, Any]:
     """Generate one batch; return its manifest (small dict, safe for XCom)."""
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
@@ -120,13 +122,17 @@ def generate_batch(artifacts: str, run_id: str, batch_id: str, micro_batch: int 
         components = cached_components(m["id"], m["revision"], m["dtype"], m["device"])
         pack = load_pack(spec["concept"])
         level = "off" if batch["knob"] is not None else batch["level"]
-        method = build_method(batch["method"], level=level, knob=batch["knob"], overrides=batch["overrides"], concept=pack)
+        method = build_method(
+            batch["method"], level=level, knob=batch["knob"], overrides=batch["overrides"], concept=pack
+        )
         settings = SamplerSettings(**spec["sampler"])
         size = micro_batch or spec["batch_size"]
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             t0 = time.perf_counter()
-            out = sample(components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings)
+            out = sample(
+                components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings
+            )
             per_image = (time.perf_counter() - t0) / len(chunk)
             for item, image, diag in zip(chunk, out.images, out.diagnostics, strict=True):
                 data = png_bytes(image)

@@ -16,16 +16,39 @@ from pipelines.storage import Store
 from pipelines.warehouse import now, writer
 
 RUN_PROMPT_COLUMNS = [
-    "run_id", "prompt_set", "set_role", "prompt_id", "prompt", "categories", "seed", "hard", "guidance",
-    "source_file", "source_sha256", "line", "case_number", "pair_id", "pair_role", "meta",
+    "run_id",
+    "prompt_set",
+    "set_role",
+    "prompt_id",
+    "prompt",
+    "categories",
+    "seed",
+    "hard",
+    "guidance",
+    "source_file",
+    "source_sha256",
+    "line",
+    "case_number",
+    "pair_id",
+    "pair_role",
+    "meta",
 ]
 
 
 def _run_row(plan: dict[str, Any]) -> list[Any]:
     return [
-        plan["run_id"], plan["name"], plan.get("tag"), json.dumps(plan["spec"], sort_keys=True), plan["spec_sha256"],
-        plan["concept_pack"], plan["concept_sha"], plan["spec"]["model"]["id"], plan["code_version"], now(),
-        len(plan["batch_ids"]), plan["n_expected"],
+        plan["run_id"],
+        plan["name"],
+        plan.get("tag"),
+        json.dumps(plan["spec"], sort_keys=True),
+        plan["spec_sha256"],
+        plan["concept_pack"],
+        plan["concept_sha"],
+        plan["spec"]["model"]["id"],
+        plan["code_version"],
+        now(),
+        len(plan["batch_ids"]),
+        plan["n_expected"],
     ]
 
 
@@ -71,10 +94,21 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
                 con.execute(
                     "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
-                        batch_id, run_id, batch["method"], batch["method_label"], batch["level"], batch["knob"],
-                        json.dumps(batch["method_config"], sort_keys=True), batch["config_hash"],
-                        manifest["n_items"], manifest["n_generated"], manifest["n_reused"], manifest["wall_s"],
-                        manifest.get("worker"), manifest["finished_at"], now(),
+                        batch_id,
+                        run_id,
+                        batch["method"],
+                        batch["method_label"],
+                        batch["level"],
+                        batch["knob"],
+                        json.dumps(batch["method_config"], sort_keys=True),
+                        batch["config_hash"],
+                        manifest["n_items"],
+                        manifest["n_generated"],
+                        manifest["n_reused"],
+                        manifest["wall_s"],
+                        manifest.get("worker"),
+                        manifest["finished_at"],
+                        now(),
                     ],
                 )
                 if scores is not None and scores.num_rows:

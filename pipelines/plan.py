@@ -53,7 +53,9 @@ def build_point(point: MethodPoint, concept):
     from models.registry import build_method
 
     level = "off" if point.knob is not None and point.level == "knob" else point.level
-    return build_method(point.method, level=level, knob=point.knob, overrides=dict(point.overrides), concept=concept)
+    return build_method(
+        point.method, level=level, knob=point.knob, overrides=dict(point.overrides), concept=concept
+    )
 
 
 def generation_id(spec: RunSpec, resolved_method: dict[str, Any], prompt: str, seed: int) -> str:
@@ -157,7 +159,9 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
                 )
         for start in range(0, len(items), spec.batch_size):
             chunk = items[start : start + spec.batch_size]
-            digest = hashlib.sha256((run_id + point.key + "".join(i["generation_id"] for i in chunk)).encode())
+            digest = hashlib.sha256(
+                (run_id + point.key + "".join(i["generation_id"] for i in chunk)).encode()
+            )
             batch_id = f"{point.key}-{digest.hexdigest()[:10]}"
             batches.append(
                 {
@@ -174,7 +178,9 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
                 }
             )
             for item in chunk:
-                images[item["generation_id"]] = store.uri(run_id, batch_id, "images", f"{item['generation_id']}.png")
+                images[item["generation_id"]] = store.uri(
+                    run_id, batch_id, "images", f"{item['generation_id']}.png"
+                )
             all_items += chunk
 
     reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])

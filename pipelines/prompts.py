@@ -102,7 +102,9 @@ BENIGN_PROXIMAL = [
 
 def _suite(rows: list[tuple[str, str]], name: str) -> list[Prompt]:
     return [
-        Prompt(prompt_id=prompt_id(text), text=text, prompt_set=name, categories=(cat,), seed=None, line=i + 1)
+        Prompt(
+            prompt_id=prompt_id(text), text=text, prompt_set=name, categories=(cat,), seed=None, line=i + 1
+        )
         for i, (text, cat) in enumerate(rows)
     ]
 
@@ -207,9 +209,13 @@ def read_i2p(path: Path, name: str) -> list[Prompt]:
     """I2P (and UnlearnDiffAtk): the dataset card's or the evaluation copy's column names."""
     header, rows = _rows(path)
     _need(header, ["prompt", "categories"], path, "I2P")
-    seed_col = "sd_seed" if "sd_seed" in header else ("evaluation_seed" if "evaluation_seed" in header else None)
-    guid_col = "sd_guidance_scale" if "sd_guidance_scale" in header else (
-        "evaluation_guidance" if "evaluation_guidance" in header else None
+    seed_col = (
+        "sd_seed" if "sd_seed" in header else ("evaluation_seed" if "evaluation_seed" in header else None)
+    )
+    guid_col = (
+        "sd_guidance_scale"
+        if "sd_guidance_scale" in header
+        else ("evaluation_guidance" if "evaluation_guidance" in header else None)
     )
     sha = file_sha256(path)
     out = []
@@ -246,7 +252,11 @@ def read_simple(path: Path, name: str, column: str = "prompt", category: str | N
     out = []
     for line, row in rows:
         text = _text(row, column, path, line)
-        seed = _int(row["evaluation_seed"], path, line, "evaluation_seed") if "evaluation_seed" in header else None
+        seed = (
+            _int(row["evaluation_seed"], path, line, "evaluation_seed")
+            if "evaluation_seed" in header
+            else None
+        )
         out.append(
             Prompt(
                 prompt_id=prompt_id(text),
@@ -268,7 +278,9 @@ def read_sixcd_pair(malicious: Path, clean: Path, name: str, concept: str) -> li
     bad = read_simple(malicious, name, category=f"{concept}")
     good = read_simple(clean, name, category="benign_twin")
     if len(bad) != len(good):
-        raise PromptFileError(f"{clean}: {len(good)} rows but its malicious file {malicious.name} has {len(bad)}")
+        raise PromptFileError(
+            f"{clean}: {len(good)} rows but its malicious file {malicious.name} has {len(bad)}"
+        )
     out = []
     for b, g in zip(bad, good, strict=True):
         if b.seed != g.seed:
@@ -315,14 +327,16 @@ def load_prompt_set(spec, default_concept: str = "unsafe") -> list[Prompt]:
             raise PromptFileError(f"{path}: unknown format {fmt!r}")
     if spec.categories:
         wanted = set(spec.categories)
-        prompts = [p for p in prompts if wanted & set(p.categories) or (p.pair_id and _pair_matches(p, prompts, wanted))]
+        prompts = [
+            p
+            for p in prompts
+            if wanted & set(p.categories) or (p.pair_id and _pair_matches(p, prompts, wanted))
+        ]
     if spec.hard_only:
         prompts = [p for p in prompts if p.hard]
     if spec.limit is not None:
-        if prompts and prompts[0].pair_id:
-            prompts = prompts[: 2 * spec.limit]  # keep twins together
-        else:
-            prompts = prompts[: spec.limit]
+        paired = bool(prompts and prompts[0].pair_id)
+        prompts = prompts[: (2 if paired else 1) * spec.limit]  # twins stay together
     return prompts
 
 

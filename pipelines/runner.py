@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pipelines.generate import generate_batch
 from pipelines.load import load_run
@@ -27,15 +34,22 @@ def preflight(spec: RunSpec) -> None:
     load_pack(spec.concept)
 
 
-def run_audit(spec_or_path: RunSpec | str | Path, quiet: bool = False, overrides: dict | None = None) -> dict[str, Any]:
+def run_audit(
+    spec_or_path: RunSpec | str | Path, quiet: bool = False, overrides: dict | None = None
+) -> dict[str, Any]:
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
     preflight(spec)
     plan = plan_run(spec)
     run_id, artifacts = plan["run_id"], spec.output.artifacts
     n_new = plan["n_expected"] - plan["n_reused"]
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        disable=quiet, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+        transient=False,
     ) as bar:
         gen = bar.add_task(f"generate {run_id}", total=plan["n_expected"])
         manifests = []

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.registry import METHODS, SCHEDULERS, method_class
 from pipelines.scorers import REGISTRY as SCORERS
@@ -67,7 +75,10 @@ class PromptSetSpec(_Frozen):
     builtin: str | None = None  # a built-in suite (see pipelines.prompts.BUILTIN)
     file: str | None = None  # a CSV in one of the published layouts
     twin_file: str | None = None  # Six-CD dual version: the clean twins of `file`'s malicious prompts
-    format: Literal["i2p", "unlearndiffatk", "coco", "sixcd_pair", "sixcd_benign", "single_column", "builtin"] | None = None
+    format: (
+        Literal["i2p", "unlearndiffatk", "coco", "sixcd_pair", "sixcd_benign", "single_column", "builtin"]
+        | None
+    ) = None
     column: str | None = None  # prompt column for single_column CSVs (Ring-A-Bell, MMA-Diffusion)
     categories: list[str] | None = None  # keep prompts in any of these categories
     hard_only: bool = False
@@ -104,14 +115,18 @@ class MethodSpec(_Frozen):
         cls = method_class(self.name)
         for i, level in enumerate(self.levels):
             if level not in cls.LEVELS:
-                raise ValueError(f"levels[{i}]: unknown level {level!r} for method {self.name!r}; levels: {', '.join(cls.LEVELS)}")
+                raise ValueError(
+                    f"levels[{i}]: unknown level {level!r} for method {self.name!r}; levels: {', '.join(cls.LEVELS)}"
+                )
         if self.knob and cls.KNOB is None:
             raise ValueError(f"knob: method {self.name!r} has no continuous knob")
         return self
 
 
 class OutputSpec(_Frozen):
-    artifacts: str = "artifacts"  # local folder (or, on a cluster, any fsspec URL mounted the same on workers)
+    artifacts: str = (
+        "artifacts"  # local folder (or, on a cluster, any fsspec URL mounted the same on workers)
+    )
     warehouse: str = "warehouse/safeaudit.duckdb"
 
 
@@ -126,7 +141,9 @@ class RunSpec(_Frozen):
     seeds: list[int] | None = None  # fixed seeds for every prompt, else the prompt's own seed (+k per image)
     default_seed: int = 42  # for prompts whose file has no seed column (SAFREE's convention)
     methods: list[MethodSpec]
-    scorers: list[Annotated[str, AfterValidator(_known_scorer)]] = Field(default_factory=lambda: ["degenerate"])
+    scorers: list[Annotated[str, AfterValidator(_known_scorer)]] = Field(
+        default_factory=lambda: ["degenerate"]
+    )
     batch_size: int = Field(16, ge=1, le=4096)
     output: OutputSpec = OutputSpec()
     tag: str | None = None  # e.g. the nightly date: same spec + new tag = a new run that reuses images
@@ -178,7 +195,9 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunS
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise RunSpecError(f"{path}:{where} malformed YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise RunSpecError(
+            f"{path}:{where} malformed YAML ({getattr(exc, 'problem', None) or exc})"
+        ) from None
     if isinstance(data, dict):
         data = {**data, **(overrides or {})}
         base = path.resolve().parent

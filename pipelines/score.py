@@ -39,7 +39,9 @@ def cached_scorer(name: str):
     return get_scorer(name)
 
 
-def already_scored(warehouse: str, generation_ids: list[str], scorers: dict[str, str]) -> set[tuple[str, str]]:
+def already_scored(
+    warehouse: str, generation_ids: list[str], scorers: dict[str, str]
+) -> set[tuple[str, str]]:
     """(generation id, scorer) pairs stored at the scorer's current version (read snapshot)."""
     from pipelines.warehouse import WarehouseError, reader
 
@@ -59,7 +61,9 @@ def already_scored(warehouse: str, generation_ids: list[str], scorers: dict[str,
     return {(g, s) for g, s in rows}
 
 
-def score_batch(artifacts: str, run_id: str, batch_id: str, scorers: list[str] | None = None, warehouse: str | None = None) -> dict[str, Any]:
+def score_batch(
+    artifacts: str, run_id: str, batch_id: str, scorers: list[str] | None = None, warehouse: str | None = None
+) -> dict[str, Any]:
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
     plan = store.read_json(store.path(run_id, "plan.json"))
@@ -73,9 +77,11 @@ def score_batch(artifacts: str, run_id: str, batch_id: str, scorers: list[str] |
         raise RuntimeError(f"batch {batch_id} of run {run_id} is not generated yet (no manifest.json)")
 
     started = time.perf_counter()
-    generations = store.read_table(paths["generations"]).select(
-        ["generation_id", "prompt", "image_uri", "baseline_generation_id"]
-    ).to_pylist()
+    generations = (
+        store.read_table(paths["generations"])
+        .select(["generation_id", "prompt", "image_uri", "baseline_generation_id"])
+        .to_pylist()
+    )
     batch = store.read_json(paths["spec"])
     meta = {i["generation_id"]: i for i in batch["items"]}
     done = already_scored(warehouse or plan["warehouse"], [g["generation_id"] for g in generations], versions)

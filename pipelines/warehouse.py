@@ -66,7 +66,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(path.read_text())
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, datetime.now(UTC).replace(tzinfo=None)])
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)",
+                [version, datetime.now(UTC).replace(tzinfo=None)],
+            )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

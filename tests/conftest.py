@@ -51,7 +51,9 @@ def toy_components():
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     if not DATASETS.exists():
-        pytest.skip(f"benchmark prompt files not present at {DATASETS} (they live in ../shared, beside a checkout)")
+        pytest.skip(
+            f"benchmark prompt files not present at {DATASETS} (they live in ../shared, beside a checkout)"
+        )
     return DATASETS
 
 

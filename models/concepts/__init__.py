@@ -66,7 +66,9 @@ def load_pack(name_or_path: str) -> ConceptPack:
     if not path.suffix:
         path = PACK_DIR / f"{name_or_path}.yaml"
     if not path.exists():
-        raise ConceptPackError(f"concept pack {name_or_path!r} not found (built-in packs: {', '.join(available())})")
+        raise ConceptPackError(
+            f"concept pack {name_or_path!r} not found (built-in packs: {', '.join(available())})"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -80,5 +82,7 @@ def load_pack(name_or_path: str) -> ConceptPack:
         if key not in raw:
             raise ConceptPackError(f"{path}: missing key {key!r}")
     raw["safree_keywords"] = tuple(raw.get("safree_keywords") or ())
-    raw["negative_prompt_levels"] = {k: tuple(v) for k, v in (raw.get("negative_prompt_levels") or {}).items()}
+    raw["negative_prompt_levels"] = {
+        k: tuple(v) for k, v in (raw.get("negative_prompt_levels") or {}).items()
+    }
     return ConceptPack(**raw, source=str(path))

@@ -38,7 +38,9 @@ class ScoreInput:
     prompt: str = ""
     categories: list[str] = field(default_factory=list)
     baseline_image: np.ndarray | None = None  # same prompt, seed and image index under `baseline`
-    meta: dict[str, Any] = field(default_factory=dict)  # e.g. toy labels: {"colour": "red", "shape": "circle"}
+    meta: dict[str, Any] = field(
+        default_factory=dict
+    )  # e.g. toy labels: {"colour": "red", "shape": "circle"}
 
 
 @dataclass

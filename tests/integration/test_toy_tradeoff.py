@@ -43,7 +43,8 @@ def rates(warehouse, run_id) -> dict[tuple[str, str], float]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         rows = con.execute(
-            "SELECT method, level, unsafe_rate FROM mart_tradeoff WHERE run_id = ? AND rule = 'toy_red'", [run_id]
+            "SELECT method, level, unsafe_rate FROM mart_tradeoff WHERE run_id = ? AND rule = 'toy_red'",
+            [run_id],
         ).fetchall()
     finally:
         con.close()

@@ -236,7 +236,9 @@ def test_batch_equals_singles(name, generate):
     for k, request in enumerate(requests):
         single = generate(name, level, settings=QUICK, requests=(request,))[0]
         worst = np.abs(batched[k].astype(int) - single.astype(int)).max()
-        assert worst <= method_class(name).batch_tolerance, f"{name}: request {k} differs by {worst} grey levels"
+        assert worst <= method_class(name).batch_tolerance, (
+            f"{name}: request {k} differs by {worst} grey levels"
+        )
 
 
 # -- (g) resolved config and its hash ---------------------------------------------------------------------

@@ -13,7 +13,9 @@ from models.sampler import Request, SamplerSettings, make_scheduler, sample
 def diffusers_pipe(tiny_model_dir):
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model_dir), safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(tiny_model_dir), safety_checker=None, requires_safety_checker=False
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -41,8 +43,13 @@ def test_negative_prompt_matches_diffusers(tiny_components, diffusers_pipe):
     ours = sample(tiny_components, [Request("a dog", 11)], settings=settings).images[0]
     diffusers_pipe.scheduler = make_scheduler("ddim", tiny_components.scheduler_config)
     ref = diffusers_pipe(
-        "a dog", negative_prompt="blurry", num_inference_steps=4, height=64, width=64,
-        generator=torch.Generator("cpu").manual_seed(11), output_type="np",
+        "a dog",
+        negative_prompt="blurry",
+        num_inference_steps=4,
+        height=64,
+        width=64,
+        generator=torch.Generator("cpu").manual_seed(11),
+        output_type="np",
     ).images[0]
     np.testing.assert_array_equal(ours, (ref * 255).round().astype("uint8"))
 

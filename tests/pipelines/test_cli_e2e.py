@@ -78,7 +78,10 @@ def test_same_spec_twice_only_skips(clean_run):
     before = {p: p.stat().st_mtime_ns for p in (tmp / "artifacts").rglob("*.png")}
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "generated_now │ 0" in result.output.replace("  ", " ").replace("│ 0 ", "│ 0") or "generated_now" in result.output
+    assert (
+        "generated_now │ 0" in result.output.replace("  ", " ").replace("│ 0 ", "│ 0")
+        or "generated_now" in result.output
+    )
     assert counts(tmp / "wh.duckdb") == CLEAN_COUNTS
     after = {p: p.stat().st_mtime_ns for p in (tmp / "artifacts").rglob("*.png")}
     assert after == before  # no image regenerated
@@ -89,7 +92,9 @@ def test_new_tag_reuses_every_image(clean_run):
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet", "--tag", "2026-11-24"])
     assert result.exit_code == 0, result.output
     con = duckdb.connect(str(tmp / "wh.duckdb"), read_only=True)
-    rows = con.execute("SELECT r.tag, count(*), count(*) FILTER (WHERE reused) FROM generations g JOIN runs r USING (run_id) GROUP BY ALL ORDER BY 1 NULLS FIRST").fetchall()
+    rows = con.execute(
+        "SELECT r.tag, count(*), count(*) FILTER (WHERE reused) FROM generations g JOIN runs r USING (run_id) GROUP BY ALL ORDER BY 1 NULLS FIRST"
+    ).fetchall()
     con.close()
     assert rows == [(None, 6, 0), ("2026-11-24", 6, 6)]
 
@@ -98,7 +103,9 @@ def test_kill_mid_batch_then_resume_matches_clean_run(clean_run, tmp_path):
     clean_tmp, _ = clean_run
     spec = spec_file(tmp_path)
     env = {**os.environ, "SAFEAUDIT_FAULT": "kill-after-images:1", "HF_HUB_OFFLINE": "1"}
-    crashed = subprocess.run([*SAFEAUDIT, "run", str(spec), "--quiet"], env=env, cwd=REPO, capture_output=True, timeout=300)
+    crashed = subprocess.run(
+        [*SAFEAUDIT, "run", str(spec), "--quiet"], env=env, cwd=REPO, capture_output=True, timeout=300
+    )
     assert crashed.returncode == -9  # SIGKILL, mid-batch
     assert not (tmp_path / "wh.duckdb").exists()
     assert len(list((tmp_path / "artifacts").rglob("*.png"))) == 1
@@ -125,13 +132,27 @@ def test_bad_input_one_line_error_and_warehouse_unchanged(clean_run, tmp_path, c
     if case == "malformed_yaml":
         spec.write_text(spec.read_text() + "\nmethods: [baseline\n")
     elif case == "unknown_method":
-        spec = spec_file(tmp_path, methods=[{"name": "baseline"}, {"name": "sldx"}], output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)})
+        spec = spec_file(
+            tmp_path,
+            methods=[{"name": "baseline"}, {"name": "sldx"}],
+            output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)},
+        )
     elif case == "bad_csv_row":
         (tmp_path / "bad.csv").write_text("case_number,prompt,evaluation_seed\n0,a cat,1\n1,a dog,oops\n")
-        spec = spec_file(tmp_path, prompt_sets=[{"name": "bad", "file": str(tmp_path / "bad.csv"), "format": "sixcd_benign"}], output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)})
+        spec = spec_file(
+            tmp_path,
+            prompt_sets=[{"name": "bad", "file": str(tmp_path / "bad.csv"), "format": "sixcd_benign"}],
+            output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)},
+        )
     elif case == "missing_model":
-        spec = spec_file(tmp_path, model={"id": str(tmp_path / "no-such-model")}, output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)})
-    result = subprocess.run([*SAFEAUDIT, "run", str(spec), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        spec = spec_file(
+            tmp_path,
+            model={"id": str(tmp_path / "no-such-model")},
+            output={"artifacts": str(tmp_path / "a"), "warehouse": str(warehouse)},
+        )
+    result = subprocess.run(
+        [*SAFEAUDIT, "run", str(spec), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2, result.stderr
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
@@ -166,7 +187,13 @@ def test_readers_do_not_fail_while_load_writes(clean_run):
     )
     before = counts(warehouse)
     readers = [
-        subprocess.Popen([sys.executable, "-c", reader_code, str(warehouse)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", reader_code, str(warehouse)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     deadline = time.time() + 6
@@ -185,7 +212,17 @@ def test_readers_do_not_fail_while_load_writes(clean_run):
 def test_sql_and_runs_commands(clean_run):
     tmp, _ = clean_run
     runner = CliRunner()
-    res = runner.invoke(app, ["sql", "SELECT method, count(*) AS n FROM generations GROUP BY 1", "--warehouse", str(tmp / "wh.duckdb"), "--format", "csv"])
+    res = runner.invoke(
+        app,
+        [
+            "sql",
+            "SELECT method, count(*) AS n FROM generations GROUP BY 1",
+            "--warehouse",
+            str(tmp / "wh.duckdb"),
+            "--format",
+            "csv",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "baseline," in res.output
     res = runner.invoke(app, ["sql", "DELETE FROM generations", "--warehouse", str(tmp / "wh.duckdb")])

@@ -18,8 +18,25 @@ def test_sample_every_method_and_level(tmp_path, tiny_model_dir, method, level):
     out = tmp_path / "img.png"
     res = CliRunner().invoke(
         app,
-        ["sample", "--model", str(tiny_model_dir), "--method", method, "--level", level, "--concept", "toy",
-         "--prompt", "a red circle", "--seed", "3", "--steps", "2", "--out", str(out)],
+        [
+            "sample",
+            "--model",
+            str(tiny_model_dir),
+            "--method",
+            method,
+            "--level",
+            level,
+            "--concept",
+            "toy",
+            "--prompt",
+            "a red circle",
+            "--seed",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     image = np.asarray(Image.open(out))
@@ -27,7 +44,20 @@ def test_sample_every_method_and_level(tmp_path, tiny_model_dir, method, level):
 
 
 def test_sample_unknown_level_is_one_line_error(tmp_path, tiny_model_dir):
-    res = CliRunner().invoke(app, ["sample", "--model", str(tiny_model_dir), "--method", "sld", "--level", "ultra", "--out", str(tmp_path / "x.png")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--model",
+            str(tiny_model_dir),
+            "--method",
+            "sld",
+            "--level",
+            "ultra",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+    )
     assert res.exit_code == 2
     assert "no level 'ultra'" in res.output
 

@@ -6,12 +6,24 @@ from collections import Counter
 
 import pytest
 
-from pipelines.prompts import BENIGN_PROXIMAL, PromptFileError, load_prompt_set, read_i2p, read_simple, read_sixcd_pair
+from pipelines.prompts import (
+    BENIGN_PROXIMAL,
+    PromptFileError,
+    load_prompt_set,
+    read_i2p,
+    read_simple,
+    read_sixcd_pair,
+)
 from pipelines.runspec import PromptSetSpec
 
 I2P_COUNTS = {
-    "sexual": 931, "shocking": 856, "harassment": 824, "self-harm": 801,
-    "violence": 756, "illegal activity": 727, "hate": 231,
+    "sexual": 931,
+    "shocking": 856,
+    "harassment": 824,
+    "self-harm": 801,
+    "violence": 756,
+    "illegal activity": 727,
+    "hate": 231,
 }
 
 
@@ -30,12 +42,24 @@ def test_i2p_loads_4703_prompts_with_published_category_counts(datasets_dir):
 
 def test_i2p_dataset_card_columns(tmp_path):
     f = tmp_path / "card.csv"
-    f.write_text('prompt,categories,hard,sd_seed,sd_guidance_scale\n"a, b",hate,0,7,7.5\nc,"sexual, hate",1,8,9\n')
+    f.write_text(
+        'prompt,categories,hard,sd_seed,sd_guidance_scale\n"a, b",hate,0,7,7.5\nc,"sexual, hate",1,8,9\n'
+    )
     prompts = read_i2p(f, "card")
-    assert [(p.seed, p.guidance, p.categories) for p in prompts] == [(7, 7.5, ("hate",)), (8, 9.0, ("sexual", "hate"))]
+    assert [(p.seed, p.guidance, p.categories) for p in prompts] == [
+        (7, 7.5, ("hate",)),
+        (8, 9.0, ("sexual", "hate")),
+    ]
 
 
-@pytest.mark.parametrize("name, n", [("unlearndiffatk_nudity.csv", 142), ("unlearndiffatk_violence.csv", 756), ("unlearndiffatk_illegal.csv", 727)])
+@pytest.mark.parametrize(
+    "name, n",
+    [
+        ("unlearndiffatk_nudity.csv", 142),
+        ("unlearndiffatk_violence.csv", 756),
+        ("unlearndiffatk_illegal.csv", 727),
+    ],
+)
 def test_unlearndiffatk(datasets_dir, name, n):
     assert len(read_i2p(datasets_dir / name, "u")) == n
 
@@ -59,15 +83,21 @@ def test_sixcd_pairs_keep_twins_and_seed(datasets_dir):
 
 def test_bad_row_names_file_and_line(tmp_path):
     f = tmp_path / "bad.csv"
-    f.write_text('prompt,categories,hard,evaluation_seed\nok,hate,0,1\n"two\nlines",hate,0,2\nfine,hate,0,notaseed\n')
-    with pytest.raises(PromptFileError, match=r"bad.csv:5: column 'evaluation_seed' is not an integer: 'notaseed'"):
+    f.write_text(
+        'prompt,categories,hard,evaluation_seed\nok,hate,0,1\n"two\nlines",hate,0,2\nfine,hate,0,notaseed\n'
+    )
+    with pytest.raises(
+        PromptFileError, match=r"bad.csv:5: column 'evaluation_seed' is not an integer: 'notaseed'"
+    ):
         read_i2p(f, "x")
     g = tmp_path / "short.csv"
     g.write_text("prompt,evaluation_seed\na,1\nb\n")
     with pytest.raises(PromptFileError, match=r"short.csv:3: expected 2 fields, found 1"):
         read_simple(g, "x")
     g.write_text("prompt,evaluation_seed\na,1\n")
-    with pytest.raises(PromptFileError, match=r"short.csv: not the 'sensitive prompt' column layout: missing column"):
+    with pytest.raises(
+        PromptFileError, match=r"short.csv: not the 'sensitive prompt' column layout: missing column"
+    ):
         read_simple(g, "x", column="sensitive prompt")
 
 

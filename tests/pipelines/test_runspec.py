@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from pipelines.runspec import RunSpecError, load_spec, parse_spec, run_id_for
 
@@ -27,8 +28,8 @@ def test_good_spec_is_frozen_and_hash_stable(tmp_path):
     b = load_spec(write(tmp_path, GOOD, "other.yaml"))
     assert run_id_for(a) == run_id_for(b)
     assert run_id_for(a).startswith("t-")
-    with pytest.raises(Exception):
-        a.name = "x"  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        a.name = "x"
     changed = parse_spec({**GOOD, "sampler": {"steps": 21}})
     assert run_id_for(changed) != run_id_for(a)
 
@@ -63,5 +64,15 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 def test_relative_prompt_files_resolve_against_the_spec(tmp_path):
     (tmp_path / "p.csv").write_text("prompt\nhello\n")
-    spec = load_spec(write(tmp_path, {**GOOD, "prompt_sets": [{"name": "x", "file": "p.csv", "format": "single_column", "column": "prompt"}]}))
+    spec = load_spec(
+        write(
+            tmp_path,
+            {
+                **GOOD,
+                "prompt_sets": [
+                    {"name": "x", "file": "p.csv", "format": "single_column", "column": "prompt"}
+                ],
+            },
+        )
+    )
     assert spec.prompt_sets[0].file == str(tmp_path / "p.csv")
