@@ -92,6 +92,15 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
     return ort.InferenceSession(str(path), sess_options=opts, providers=preferred or None)
 
 
+def onnx_predict(scorer: Any, images: list[np.ndarray]) -> np.ndarray:
+    """Run an ONNX two-class image classifier in batches of ``scorer.batch_size`` over its ``preprocess``."""
+    out = []
+    for i in range(0, len(images), scorer.batch_size):
+        batch = np.stack([scorer.preprocess(im) for im in images[i : i + scorer.batch_size]])
+        out.append(scorer.session.run([scorer.output_name], {scorer.input_name: batch})[0])
+    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """Validate / coerce a ScoreInput image to H x W x 3 uint8 RGB."""
     arr = np.asarray(image)
@@ -139,11 +148,7 @@ class NudeNetClassifierScorer(Scorer):
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         """(N, 2) probabilities in CATEGORIES order."""
-        out = []
-        for i in range(0, len(images), self.batch_size):
-            batch = np.stack([self.preprocess(im) for im in images[i : i + self.batch_size]])
-            out.append(self.session.run([self.output_name], {self.input_name: batch})[0])
-        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+        return onnx_predict(self, images)
 
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         probs = self.predict([it.image for it in items])

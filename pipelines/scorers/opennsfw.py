@@ -20,7 +20,12 @@ from typing import ClassVar
 import numpy as np
 
 from pipelines.scorers import ScoreInput, Scorer, ScoreRow
-from pipelines.scorers.nudenet_classifier import as_rgb_uint8, onnx_session, resolve_pinned_model
+from pipelines.scorers.nudenet_classifier import (
+    as_rgb_uint8,
+    onnx_predict,
+    onnx_session,
+    resolve_pinned_model,
+)
 
 MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)
 RESIZE, CROP = 256, 224
@@ -65,11 +70,7 @@ class OpenNSFWScorer(Scorer):
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         """(N, 2) probabilities ``[sfw, nsfw]``."""
-        out = []
-        for i in range(0, len(images), self.batch_size):
-            batch = np.stack([self.preprocess(im) for im in images[i : i + self.batch_size]])
-            out.append(self.session.run([self.output_name], {self.input_name: batch})[0])
-        return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+        return onnx_predict(self, images)
 
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         probs = self.predict([it.image for it in items])
