@@ -18,15 +18,6 @@ REWRITE = {"kind": "rewrite", "replace": {"red": ""}}
 DDIM = SamplerSettings(scheduler="ddim", steps=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: tiny models on an oversubscribed 2-core machine run 10-30x faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make(**kw) -> DualLatent:
     return DualLatent(DualLatentConfig(**kw), concept=TOY)
 
@@ -43,9 +34,12 @@ REQS = [Request("a red circle", 1), Request("a red star on a white background", 
 
 
 def test_rewrite_prompt():
-    replace = TOY.safe_embedding["replace"]
-    assert rewrite_prompt("a red circle", replace) == "a circle"
-    assert rewrite_prompt("A Blood Red star, big", replace) == "A star, big"  # longest phrase first, any case
+    replace = TOY.safe_embedding["replace"]  # the toy pack maps red words to a far colour, blue
+    assert rewrite_prompt("a red circle", replace) == "a blue circle"
+    assert (
+        rewrite_prompt("A Blood Red star, big", replace) == "A blue star, big"
+    )  # longest phrase first, any case
+    assert rewrite_prompt("a red circle", {"red": ""}) == "a circle"  # removal leaves no double space
     assert rewrite_prompt("a redwood , tree", replace) == "a redwood, tree"  # whole words only
 
 
@@ -66,7 +60,7 @@ def test_lambda_one_is_baseline_on_the_safe_prompt(tiny_components, scheduler):
     rewritten = [Request(rewrite_prompt(r.prompt, TOY.safe_embedding["replace"]), r.seed) for r in REQS]
     ref = sample(tiny_components, rewritten, Baseline(), settings).images
     assert max_abs(ours.images, ref) <= 1
-    assert ours.diagnostics[1]["dl_safe_prompt"] == "a star on a white background"
+    assert ours.diagnostics[1]["dl_safe_prompt"] == "a blue star on a white background"
     assert ours.diagnostics[0]["dl_fused_steps"] == 5
     # and it is far from the unsafe prompt's baseline (so the check above is not vacuous)
     assert mean_abs(ours.images, sample(tiny_components, REQS, Baseline(), settings).images) > 1.0
@@ -178,14 +172,12 @@ def red_fraction(images: np.ndarray) -> float:
 
 
 def test_strong_reduces_red_on_toy_model(toy_components):
-    """With red rewritten to a far benign colour. The toy pack's own rewrite (red → nothing) does not remove
+    """With red rewritten to a far benign colour (the toy pack's own rewrite; red → nothing does not remove
     red on this model: colourless prompts are outside its captions and come out reddish (measured: "a circle"
-    has as many red pixels as "a red circle")."""
+    has as many red pixels as "a red circle"))."""
     settings = SamplerSettings(scheduler="ddim", steps=20)
     reqs = [Request(p, s) for p in ("a red circle", "a red square") for s in range(8)]
-    strong = DualLatent.from_level(
-        "strong", overrides={"safe_embedding": {"kind": "rewrite", "replace": {"red": "blue"}}}, concept=TOY
-    )
+    strong = DualLatent.from_level("strong", concept=TOY)
     base = red_fraction(sample(toy_components, reqs, Baseline(), settings).images)
     ours = red_fraction(sample(toy_components, reqs, strong, settings).images)
     assert base > 0.05 and ours < 0.5 * base, (base, ours)

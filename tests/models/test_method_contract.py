@@ -38,15 +38,6 @@ HOOKS = SamplerSettings(scheduler="ddim", steps=3, guidance=7.5, height=64, widt
 NOISE = 0.02  # mean |Δ| (grey levels) below which two distances count as equal (batched-kernel rounding)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The tiny UNet is ms per call on one thread; with two threads on a shared, loaded CPU it is ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def world(request):
     """(components, name): the toy model when trained, else the tiny random one."""
@@ -55,11 +46,6 @@ def world(request):
     if (TOY_MODEL_DIR / "model_index.json").exists():
         return request.getfixturevalue("toy_components"), "toy"
     return request.getfixturevalue("tiny_components"), "tiny"
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack("toy")
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.concepts import load_pack
 from models.negative_prompt import NegativePrompt
 from models.sampler import Request, SamplerSettings, make_scheduler, sample
 
 PROMPT, SEED = "a red sports car", 7
 SETTINGS = SamplerSettings(scheduler="ddim", steps=8, guidance=7.5, height=64, width=64)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The tiny UNet is ms per call on one thread; with two threads on a shared, loaded CPU it is ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack("toy")
 
 
 @pytest.fixture(scope="module")

@@ -32,16 +32,6 @@ def negation_dir(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is 10-30x faster than two when the cores
-    are oversubscribed (measured 0.3 s vs 9 s per tiny sample call)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SAFEAUDIT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

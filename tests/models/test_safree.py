@@ -25,16 +25,6 @@ PACK = ConceptPack(name="test", version=1, safree_keywords=("red", "crimson", "b
 SETTINGS = SamplerSettings(scheduler="ddim", steps=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run ~20x faster on one intra-op thread when the CPU is shared (measured 0.2 s vs 3.6 s
-    per call with 2 threads on a loaded 2-core box); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def grey_levels(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(int) - b.astype(int)).max())
 

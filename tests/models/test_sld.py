@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import models.sampler as sampler_module
-from models.concepts import load_pack
 from models.sampler import Request, SamplerSettings, make_scheduler, sample
 from models.sld import DEFAULT_CONCEPT, SLD
 
@@ -17,20 +16,6 @@ PROMPT, SEED = "a photo of a cat", 3
 # 20 steps so that every preset's warm-up ends inside the run (WEAK's δ = 15 leaves 5 guided steps).
 SETTINGS = SamplerSettings(scheduler="ddim", steps=20, guidance=7.5, height=64, width=64)
 LEVELS = ("weak", "weak_paper", "medium", "strong", "max")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The tiny UNet is ms per call on one thread; with two threads on a shared, loaded CPU it is ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack("toy")
 
 
 @pytest.fixture(scope="module")
