@@ -258,14 +258,34 @@ def load(run_id: str, artifacts: str = "artifacts", warehouse: str | None = None
 
 @toy_app.command("train")
 def toy_train(
-    out: Annotated[Path, typer.Option(help="output folder (diffusers layout)")] = Path("models/toy/weights"),
+    out: Annotated[Path, typer.Option(help="export the trained pipeline here (diffusers layout)")] = Path(
+        "models/toy/weights"
+    ),
+    work: Annotated[
+        Path, typer.Option(help="training folder: checkpoints, log.jsonl; resumes from it")
+    ] = Path(".cache/toy-train"),
     seed: int = 0,
-    work: Annotated[Path, typer.Option(help="checkpoints and logs")] = Path(".cache/toy-train"),
+    vae_steps: Annotated[int | None, typer.Option(help="override the VAE stage's steps")] = None,
+    text_steps: Annotated[int | None, typer.Option(help="override the text-encoder stage's steps")] = None,
+    unet_steps: Annotated[int | None, typer.Option(help="override the UNet stage's steps")] = None,
+    n_images: Annotated[int | None, typer.Option(help="training renders")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
 ):
-    """Train the toy model from scratch (resumes from checkpoints in --work)."""
+    """Train the toy model from scratch (seeded; resumes from checkpoints in --work), then export it."""
     from models.toy import train as toy
 
-    _guard(toy.main, ["--out", str(out), "--seed", str(seed), "--work", str(work)])
+    argv = ["--out", str(work), "--seed", str(seed), "--export", str(out)]
+    for flag, value in [
+        ("--vae-steps", vae_steps),
+        ("--text-steps", text_steps),
+        ("--unet-steps", unet_steps),
+        ("--n-images", n_images),
+        ("--threads", threads),
+    ]:
+        if value is not None:
+            argv += [flag, str(value)]
+    _guard(toy.main, argv)
+    console.print(f"toy model written to {out}")
 
 
 # Commands that live beside their capability: each module defines ``register(app)``. Listed here so a

@@ -123,3 +123,30 @@ def test_generate_failure_is_retried_and_counts_stay_exact(airflow_home, tiny_co
         [s["run_id"]],
     )
     assert (n, distinct) == (N_EXPECTED, N_EXPECTED)
+
+
+def test_corrupted_batch_fails_at_validate_and_quarantines_the_run(airflow_home, tiny_conf, tmp_path):
+    """A byte of a stored image changes between runs: the re-run (same run id) reloads the batch, the
+    validate task fails the DAG run on the sha256 check, and the run is quarantined, never a result."""
+    conf = tiny_conf(tmp_path, tag="corrupt")
+    first = _run(conf)
+    assert first["state"] == "success", first["tasks"]
+    image = next(Path(conf["overrides"]["output"]["artifacts"]).rglob("*.png"))
+    data = bytearray(image.read_bytes())
+    data[-20] ^= 0xFF
+    image.write_bytes(bytes(data))
+
+    second = _run(conf)
+    assert second["state"] == "failed"
+    states = {t["task_id"]: t["state"] for t in second["tasks"] if t["map_index"] in (-1, None)}
+    assert states["load"] == "success" and states["validate"] == "failed", second["tasks"]
+    assert states.get("report") != "success"
+    run_id = first["summary"]["run_id"]
+    ((status,),) = _warehouse(conf, "SELECT status FROM runs WHERE run_id = ?", [run_id])
+    assert status == "quarantined"
+    failed = _warehouse(
+        conf,
+        "SELECT DISTINCT expectation FROM validations WHERE run_id = ? AND NOT success",
+        [run_id],
+    )
+    assert ("image_sha256_matches",) in failed
