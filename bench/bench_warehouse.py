@@ -390,7 +390,12 @@ def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
     timings = interleaved(variants, repeats=args.repeats, warmup=0, before=fresh)
     rows = []
     for name in variants:
-        row: dict[str, Any] = {"variant": name, "rows": table.num_rows, "median_s": timings.median(name)}
+        row: dict[str, Any] = {
+            "variant": name,
+            "rows": table.num_rows,
+            "median_s": timings.median(name),
+            "cpu_s": timings.median(name, "cpu"),  # all DuckDB threads
+        }
         if name in phases and phases[name]:
             for k in phases[name][0]:
                 row[k] = float(np.median([p[k] for p in phases[name]]))
@@ -429,10 +434,46 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
         con.close()
     rows = [
         {"query": k, "result_rows": n_rows[k], "median_s": timings.median(k), "min_s": min(timings.rounds[k]),
-         "max_s": max(timings.rounds[k]), "goal_met": timings.median(k) < 1.0}
+         "max_s": max(timings.rounds[k]), "cpu_s": timings.median(k, "cpu"), "goal_met": timings.median(k) < 1.0}
         for k in queries
     ]  # fmt: skip
     return {"rows": rows, "duckdb_threads": threads, "warehouse": info}
+
+
+def profile_query(query_wh: Path, out: Path, top: int = 12) -> dict[str, Any]:
+    """DuckDB's JSON profile of the one-rule query: the operators that take the most time."""
+    from pipelines.warehouse import reader
+
+    con = reader(query_wh)
+    try:
+        con.execute("PRAGMA enable_profiling = 'json'")
+        con.execute("SET profiling_output = ?", [str(out)])
+        con.execute("SELECT * FROM mart_tradeoff WHERE rule = ?", ["nudenet_i2p"]).fetchall()
+        con.execute("PRAGMA disable_profiling")
+    finally:
+        con.close()
+    profile = json.loads(out.read_text())
+    ops: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        info = node.get("extra_info", {})
+        what = info.get("Projections") if node["type"] == "WINDOW" else None
+        what = what or info.get("Aggregates") or info.get("Conditions") or info.get("Table") or ""
+        ops.append({"operator": node["type"], "seconds": node.get("timing", 0.0), "rows": node.get("intermediate_rows"),
+                    "detail": str(what)[:90]})  # fmt: skip
+        for child in node.get("children", []):
+            walk(child)
+
+    for node in profile["operator"]:
+        walk(node)
+    cpu = profile["query"]["cpu_time"]
+    for op in ops:
+        op["share_of_cpu"] = op["seconds"] / cpu if cpu else None
+    return {
+        "wall_s": profile["query"]["total_time"],
+        "cpu_s": cpu,
+        "top": sorted(ops, key=lambda o: o["seconds"], reverse=True)[:top],
+    }
 
 
 # -- what-if: the fixes the query needs, tried on the read snapshot without touching it ---------------------------
@@ -489,7 +530,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--images", type=int, default=5, help="images per prompt in the query warehouse")
     ap.add_argument("--chunk", type=int, default=2_000_000, help="score rows per INSERT while building")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", default="load,query", help="comma list: load,query,whatif")
+    ap.add_argument("--parts", default="load,query", help="comma list: load,query,profile,whatif")
     ap.add_argument("--skip-rollback", action="store_true", help="skip the insert into the query warehouse")
     ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -515,7 +556,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"# bench_warehouse  {results['machine']}\n")
     try:
         query_wh = None
-        if {"query", "whatif"} & set(args.parts) or ("load" in args.parts and not args.skip_rollback):
+        if {"query", "profile", "whatif"} & set(args.parts) or (
+            "load" in args.parts and not args.skip_rollback
+        ):
             query_wh = tmp / "query.duckdb"
             if not query_wh.exists() or not (tmp / "query.snapshot.duckdb").exists():
                 info = build_query_warehouse(query_wh, args.query_rows, args.runs, args.images, args.chunk)
@@ -535,6 +578,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"## mart_tradeoff over {results['query_warehouse']['score_rows']:,} score rows (duckdb threads {res['duckdb_threads']})\n"
             )
             print(markdown_table(res["rows"]) + "\n")
+        if "profile" in args.parts:
+            res = results["profile"] = profile_query(query_wh, tmp / "profile_one_rule.json")
+            print(
+                f"## DuckDB profile of the one-rule query ({res['wall_s']:.1f} s wall, {res['cpu_s']:.1f} s CPU)\n"
+            )
+            print(markdown_table(res["top"]) + "\n")
         if "whatif" in args.parts:
             res = results["whatif"] = bench_whatif(query_wh, args)
             print(f"## what-if: materialised layers under mart_tradeoff ({res['query']}, one round)\n")

@@ -6,7 +6,7 @@ time is a finite positive number. The full-size SD 1.5 configs are checked on th
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
 import sys
 from pathlib import Path
@@ -17,10 +17,11 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _module(name: str):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}_under_test", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """A bench script as a module (they import each other as ``common``, like ``python bench/x.py`` does)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    module = importlib.import_module(name)
+    assert Path(module.__file__).parent == BENCH, f"{name} resolved to {module.__file__}"
     return module
 
 
