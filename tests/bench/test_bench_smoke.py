@@ -7,6 +7,7 @@ time is a finite positive number. The full-size SD 1.5 configs are checked on th
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -20,7 +21,13 @@ def _module(name: str):
     """A bench script as a module (they import each other as ``common``, like ``python bench/x.py`` does)."""
     if str(BENCH) not in sys.path:
         sys.path.insert(0, str(BENCH))
-    module = importlib.import_module(name)
+    module = sys.modules.get(name)
+    if module is None or Path(getattr(module, "__file__", "") or "").parent != BENCH:
+        # registered before it runs, as a plain import would: dataclasses look their module up by name
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     assert Path(module.__file__).parent == BENCH, f"{name} resolved to {module.__file__}"
     return module
 
