@@ -201,7 +201,7 @@ def sql(
     if fmt == "csv":
         import csv
 
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(columns)
         w.writerows(rows)
     elif fmt == "json":
