@@ -101,6 +101,7 @@ class Context:
     uncond: torch.Tensor | None = None  # (B, 77, D) unconditional / negative-prompt embeddings
     state: dict[str, Any] = field(default_factory=dict)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # the sampler's own per-call memo
 
     @property
     def batch_size(self) -> int:
@@ -116,11 +117,16 @@ class Context:
 
     @property
     def device(self) -> torch.device:
-        return self.components.unet.device
+        # read once per call: diffusers' ``module.device`` walks every parameter (ms on a full-size UNet)
+        if "_device" not in self.cache:
+            self.cache["_device"] = self.components.unet.device
+        return self.cache["_device"]
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.components.unet.dtype
+        if "_dtype" not in self.cache:
+            self.cache["_dtype"] = self.components.unet.dtype
+        return self.cache["_dtype"]
 
     # -- text ----------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> torch.Tensor:
@@ -139,7 +145,9 @@ class Context:
 
     # -- scheduler arithmetic that methods share ---------------------------------------------------------
     def step_kwargs(self) -> dict[str, Any]:
-        params = set(inspect.signature(self.scheduler.step).parameters)
+        if "_step_params" not in self.cache:  # inspect once per call, not once per step
+            self.cache["_step_params"] = set(inspect.signature(self.scheduler.step).parameters)
+        params = self.cache["_step_params"]
         kwargs: dict[str, Any] = {}
         if "eta" in params:
             kwargs["eta"] = self.settings.eta
