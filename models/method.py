@@ -124,7 +124,7 @@ class SafetyMethod:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not ctx.do_cfg:
             return latents, ctx.cond
-        return torch.cat([latents, latents]), torch.cat([ctx.uncond, ctx.cond])
+        return torch.cat([latents, latents]), ctx.cfg_text_rows()
 
     def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.do_cfg:

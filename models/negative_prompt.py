@@ -90,4 +90,4 @@ class NegativePrompt(SafetyMethod):
         # a sampler-wide negative prompt (e.g. "blurry") is kept; the concept's keywords follow it
         if ctx.settings.negative_prompt:
             text = SEPARATOR.join([ctx.settings.negative_prompt, text])
-        ctx.uncond = ctx.encode([text] * ctx.batch_size)
+        ctx.uncond = ctx.encode_rows([text] * ctx.batch_size)  # one row, shared by every request

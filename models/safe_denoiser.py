@@ -414,8 +414,10 @@ class SafeDenoiser(SafetyMethod):
     def setup(self, ctx) -> None:
         self.base.setup(ctx)
         cfg = self.config
-        ctx.state["sd_logmass"] = [[] for _ in ctx.requests]
-        ctx.state["sd_gated"] = [0] * ctx.batch_size
+        # per window step: log-mass (B,) and gate (B,) stay on the device until finish (no per-step sync)
+        ctx.state["sd_logmass"] = []
+        ctx.state["sd_gated"] = []
+        ctx.state["sd_window"] = [self.config.t_end <= t <= self.config.t_start for t in ctx.host_timesteps]
         if not self.active:
             return
         folder = self.negation_dir()
@@ -434,6 +436,11 @@ class SafeDenoiser(SafetyMethod):
             torch.Generator("cpu").manual_seed(_aux_seed(r.seed)) for r in ctx.requests
         ]
         ctx.state["sd_log_threshold"] = self._log_threshold(ctx, neg.latents) if cfg.gate else -math.inf
+        window = [i for i, inside in enumerate(ctx.state["sd_window"]) if inside]
+        if cfg.variant == "paper":  # (a, s) per window step, read to the host once here
+            ctx.state["sd_noise_levels"] = {i: self._noise_level(ctx, i, ctx.timesteps[i]) for i in window}
+        if cfg.renoise == "official":
+            ctx.state["sd_xi"] = self._window_noise(ctx, len(window))
 
     def unet_inputs(
         self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
@@ -446,11 +453,26 @@ class SafeDenoiser(SafetyMethod):
     def unet_hooks(self, ctx):
         return self.base.unet_hooks(ctx)
 
-    def in_window(self, t: torch.Tensor) -> bool:
+    def in_window(self, t: torch.Tensor | float) -> bool:
         return self.config.t_end <= float(t) <= self.config.t_start
 
+    def _window_noise(self, ctx, n_steps: int) -> list[torch.Tensor]:
+        """ξ for every window step, drawn up front and moved to the device once: per request from its own
+        stream, one (1, C, h, w) draw per step in step order — the very draws the loop used to make."""
+        shape = (1, ctx.components.unet.config.in_channels) + tuple(
+            s // ctx.components.vae_scale_factor for s in (ctx.settings.height, ctx.settings.width)
+        )
+        if not n_steps:
+            return []
+        per_request = [
+            torch.cat([torch.randn(shape, generator=g) for _ in range(n_steps)])
+            for g in ctx.state["sd_generators"]
+        ]
+        xi = torch.stack(per_request, dim=1).to(ctx.device, ctx.dtype)  # (steps, B, C, h, w)
+        return list(xi.unbind(0))
+
     def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        if not self.active or not self.in_window(t):
+        if not self.active or not ctx.state["sd_window"][i]:
             return self.base.step(ctx, i, t, latents, eps)
         cfg = self.config
         refs = ctx.state["sd_refs"]
@@ -462,7 +484,7 @@ class SafeDenoiser(SafetyMethod):
             logmass, e_unsafe = official_kernel(query.flatten(1), refs, cfg.sigma, cfg.kernel_eps)
             x0_new = x0.double() - cfg.eta * e_unsafe.view(x0.shape)
         else:
-            a, s = self._noise_level(ctx, i, t)
+            a, s = ctx.state["sd_noise_levels"][i]
             logmass, e_unsafe = paper_kernel(latents.flatten(1), refs, a, s)
             beta = logmass.exp().clamp(max=cfg.beta_max).view(-1, 1, 1, 1)
             x0_new = x0.double() + cfg.eta * beta * (x0.double() - e_unsafe.view(x0.shape))
@@ -471,27 +493,29 @@ class SafeDenoiser(SafetyMethod):
         gated = logmass > ctx.state["sd_log_threshold"]
         # 4. re-noise at the same level; ξ from the method's own streams, drawn whether gated or not
         if cfg.renoise == "official":
-            xi = torch.cat(
-                [torch.randn((1, *latents.shape[1:]), generator=g) for g in ctx.state["sd_generators"]]
-            )
-            noise = xi.to(latents.device, latents.dtype)
+            noise = ctx.state["sd_xi"][len(ctx.state["sd_logmass"])].to(latents.dtype)  # drawn in setup
         else:
             noise = eps
         edited = ctx.renoise(x0_new, noise, i, t)
         latents = torch.where(gated.to(latents.device).view(-1, 1, 1, 1), edited, latents)
-        for k in range(ctx.batch_size):
-            ctx.state["sd_logmass"][k].append(float(logmass[k]))
-            ctx.state["sd_gated"][k] += int(gated[k])
+        ctx.state["sd_logmass"].append(logmass)
+        ctx.state["sd_gated"].append(gated)
         # 5. the base method's own step, with the old ε̃
         return self.base.step(ctx, i, t, latents, eps)
 
     def finish(self, ctx) -> None:
         self.base.finish(ctx)
         threshold = ctx.state.get("sd_log_threshold")
+        steps = ctx.state["sd_logmass"]
+        # one device→host copy for the whole call: (window steps, B) → per image
+        per_image = torch.stack(steps, dim=1).cpu().tolist() if steps else [[] for _ in ctx.requests]
+        gated = (
+            torch.stack(ctx.state["sd_gated"], dim=1).sum(dim=1).tolist() if steps else [0] * ctx.batch_size
+        )
         for k, diag in enumerate(ctx.diagnostics):
-            masses = ctx.state["sd_logmass"][k]
+            masses = per_image[k]
             diag["sd_variant"] = self.config.variant
-            diag["sd_gated_steps"] = ctx.state["sd_gated"][k]
+            diag["sd_gated_steps"] = int(gated[k])
             diag["sd_window_steps"] = len(masses)
             diag["sd_kernel_logmass"] = float(np.mean(masses)) if masses else None  # log K (official) / log β
             diag["sd_kernel_logmass_steps"] = [round(m, 6) for m in masses]

@@ -22,8 +22,10 @@ G. LRA (Eq. 7–8): a no-op as released (only a third batch row [c_neg ; h^safe 
    Fourier coefficients of the up-block skip features where |F_safe| > |F_orig|.
 
 Batching: the released pipeline is batch size 1. Here every request row gets the precomputation of its
-prompt (computed once per distinct prompt); the text encoder runs one batched pass over the K keywords and
-all masked copies (K + Σn rows), plus the sampler's prompt pass and one negative-prompt pass.
+prompt (computed once per distinct prompt); the text encoder runs one batched pass over all masked copies
+(Σn rows), plus the sampler's prompt pass (one row per distinct prompt) and one negative-prompt row. The K
+keyword rows and P_C are cached per (keyword token ids, text encoder, its weights, device) across calls, so
+they are computed once per model, not once per call.
 
 Numerics: projections run in float32 whatever the UNet dtype (cast back after). We form each projector
 from an SVD of its columns, P = C·C⁺, which equals C(CᵀC)⁺Cᵀ exactly but does not square the condition
@@ -60,6 +62,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -75,6 +79,7 @@ LRA_MODES = ("off", "official", "paper")
 KEYWORD_SEPARATOR = ", "  # how the released script joins the toxic keywords into its negative prompt
 MASK_TOKEN_ID = 0  # "!", the first BPE entry; the released code "masks" a token by writing id 0
 ENCODER_CHUNK = 256  # rows per text-encoder call (masked copies of many prompts)
+KEYWORD_CACHE_SIZE = 8  # keyword sets remembered per text encoder
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,29 @@ def low_frequency_damp(safe: torch.Tensor, orig: torch.Tensor, scale: float, win
     return out.to(safe.dtype)
 
 
+# -- the toxic subspace, cached per (keywords, text encoder) -----------------------------------------------
+# The K keyword rows and P_C depend only on the keyword token ids and the text encoder's weights, not on the
+# prompts, so a one-prompt-per-call loop must not pay them on every call. Keyed weakly by the encoder object
+# (a released model takes its entries with it), then by (token ids, device); an entry also records where
+# each weight lives and its in-place write counter, so a reload, a ``.to()`` or an edited weight recomputes.
+_KEYWORD_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class ToxicSubspace:
+    pooled: torch.Tensor  # (K, D) float32 pooled keyword states (read-only: shared between calls)
+    p_concept: torch.Tensor  # (D, D) float32 P_C (read-only)
+    hit: bool  # whether this call found it in the cache
+
+
+def clear_keyword_cache() -> None:
+    _KEYWORD_CACHE.clear()
+
+
+def _weights_signature(module: torch.nn.Module) -> tuple:
+    return tuple((t.data_ptr(), t._version, t.dtype) for t in (*module.parameters(), *module.buffers()))
+
+
 # -- per-prompt precomputation -----------------------------------------------------------------------------
 
 
@@ -221,6 +249,7 @@ class _PromptPlan:
 
     p_input: torch.Tensor  # D×D
     triggers: torch.Tensor  # (77,) bool over sequence positions
+    safe: torch.Tensor  # (77, D) float32: the prompt's states with trigger positions projected (D)
     trigger_tokens: list[str]
     beta: float
     steps: int  # leading steps that use the safe embedding
@@ -286,23 +315,19 @@ class SAFREE(SafetyMethod):
         ctx.state["safree"] = state
         if neg or self._projects():
             self._require_keywords()
-        if neg:  # F: the keyword list replaces the unconditional text
-            ctx.uncond = ctx.encode([self.negative_text]).repeat(ctx.batch_size, 1, 1)
+        if neg:  # F: the keyword list replaces the unconditional text (one row, shared by every request)
+            ctx.uncond = ctx.encode_rows([self.negative_text] * ctx.batch_size)
         if not self._projects():
             return
 
         prompts = list(dict.fromkeys(ctx.prompts))
-        p_concept, plans = self._plan_prompts(ctx, prompts)
+        plans = self._plan_prompts(ctx, prompts)
         rows = [prompts.index(p) for p in ctx.prompts]
-        safe = []
-        for b, p in enumerate(rows):  # D: per row, from the row's own prompt states
-            h = ctx.cond[b].float()
-            h_proj = project_tokens(h, plans[p].p_input, p_concept, cfg.operator_order)
-            mixed = h + cfg.projection_strength * (h_proj - h)
-            safe.append(torch.where(plans[p].triggers.to(h.device)[:, None], mixed, h))
+        # D: every row takes its prompt's safe states (the sampler encodes each distinct prompt once, so
+        # rows of one prompt have the same states)
         state["plans"] = plans
         state["rows"] = rows
-        state["safe"] = torch.stack(safe).to(ctx.cond.dtype)
+        state["safe"] = torch.stack([plans[p].safe for p in rows]).to(ctx.cond.dtype)
         state["steps"] = torch.tensor([plans[p].steps for p in rows], device=ctx.device)
         state["has_trigger"] = torch.tensor([bool(plans[p].triggers.any()) for p in rows], device=ctx.device)
 
@@ -317,8 +342,27 @@ class SAFREE(SafetyMethod):
         ]
         return torch.cat(out)
 
-    def _plan_prompts(self, ctx, prompts: list[str]) -> tuple[torch.Tensor, list[_PromptPlan]]:
-        """A–C and E for each distinct prompt; returns P_C and one plan per prompt."""
+    def toxic_subspace(self, ctx) -> ToxicSubspace:
+        """A: the K keyword rows and P_C, from the cache when this encoder already computed them."""
+        encoder = ctx.components.text_encoder
+        kw_ids = ctx.tokenize(list(self._require_keywords()))
+        key = (tuple(map(tuple, kw_ids.tolist())), str(ctx.device))
+        signature = _weights_signature(encoder)
+        entries = _KEYWORD_CACHE.setdefault(encoder, OrderedDict())
+        entry = entries.get(key)
+        if entry is not None and entry[0] == signature:
+            entries.move_to_end(key)
+            return ToxicSubspace(entry[1], entry[2], hit=True)
+        pooled = self._pooled(ctx, kw_ids)
+        p_concept = projector(pooled.mT)
+        entries[key] = (signature, pooled, p_concept)
+        entries.move_to_end(key)
+        while len(entries) > KEYWORD_CACHE_SIZE:
+            entries.popitem(last=False)
+        return ToxicSubspace(pooled, p_concept, hit=False)
+
+    def _plan_prompts(self, ctx, prompts: list[str]) -> list[_PromptPlan]:
+        """A–E for each distinct prompt; one plan per prompt."""
         cfg = self.config
         tok = ctx.components.tokenizer
         enc = tok(
@@ -338,15 +382,14 @@ class SAFREE(SafetyMethod):
                 copy = ids[p].clone()
                 copy[i] = MASK_TOKEN_ID
                 masked.append(copy)
-        keywords = self._require_keywords()
-        kw_ids = ctx.tokenize(list(keywords))
-        pooled = self._pooled(ctx, torch.cat([kw_ids, *([torch.stack(masked)] if masked else [])]))
-
-        # A: toxic subspace
-        p_concept = projector(pooled[: len(keywords)].mT)
+        # A: toxic subspace (cached); B: all masked copies in one batched text-encoder pass
+        subspace = self.toxic_subspace(ctx)
+        ctx.state["safree"]["keyword_cache_hit"] = subspace.hit
+        p_concept = subspace.p_concept
         away = torch.eye(p_concept.shape[0], device=p_concept.device) - p_concept
+        pooled = self._pooled(ctx, torch.stack(masked)) if masked else p_concept.new_zeros(0, len(away))
 
-        plans, offset = [], len(keywords)
+        plans, offset = [], 0
         first_row = {p: ctx.prompts.index(p) for p in prompts}
         for p, (prompt, n) in enumerate(zip(prompts, lengths, strict=True)):
             e = pooled[offset : offset + n].mT  # D×n
@@ -361,16 +404,19 @@ class SAFREE(SafetyMethod):
             h = ctx.cond[first_row[prompt]].float()
             h_proj = project_tokens(h, p_input, p_concept, cfg.operator_order)
             beta = self_validation_beta(h, h_proj, attention[p].to(h.device))
+            # D: the safe states replace only trigger positions, moved by ρ toward the projection
+            mixed = h + cfg.projection_strength * (h_proj - h)
             plans.append(
                 _PromptPlan(
                     p_input=p_input,
                     triggers=triggers,
+                    safe=torch.where(triggers.to(h.device)[:, None], mixed, h),
                     trigger_tokens=tok.convert_ids_to_tokens(ids[p][triggers].tolist()),
                     beta=beta,
                     steps=filtered_steps(beta, cfg, len(ctx.timesteps)),
                 )
             )
-        return p_concept, plans
+        return plans
 
     def unet_inputs(
         self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor

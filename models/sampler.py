@@ -128,6 +128,14 @@ class Context:
             self.cache["_dtype"] = self.components.unet.dtype
         return self.cache["_dtype"]
 
+    @property
+    def host_timesteps(self) -> list[float]:
+        """The schedule as Python numbers, copied to the host once per call: per-step comparisons and table
+        look-ups read this, so the loop never waits on the device for a 0-d timestep (``int(t)``)."""
+        if "_host_timesteps" not in self.cache:
+            self.cache["_host_timesteps"] = self.timesteps.tolist()
+        return self.cache["_host_timesteps"]
+
     # -- text ----------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         tok = self.components.tokenizer
@@ -142,6 +150,28 @@ class Context:
         ids = self.tokenize(texts).to(self.device)
         hidden = self.components.text_encoder(ids, attention_mask=None)[0]
         return hidden.to(dtype=self.dtype)
+
+    def encode_rows(self, texts: list[str]) -> torch.Tensor:
+        """One embedding row per entry of ``texts``, encoding each distinct text once: B copies of one
+        negative prompt cost one text-encoder row, not B. One distinct text comes back as an expanded
+        (read-only) view; callers concatenate or index it, never write into it."""
+        distinct = list(dict.fromkeys(texts))
+        if len(distinct) == len(texts):
+            return self.encode(texts)
+        hidden = self.encode(distinct)
+        if len(distinct) == 1:
+            return hidden.expand(len(texts), -1, -1)
+        index = torch.tensor([distinct.index(t) for t in texts], device=hidden.device)
+        return hidden.index_select(0, index)
+
+    def cfg_text_rows(self) -> torch.Tensor:
+        """[c_∅ ; c_p], the text rows of a plain classifier-free-guidance call, concatenated once per call
+        (rebuilt only if a hook replaced ``uncond`` or ``cond``)."""
+        memo = self.cache.get("_cfg_text")
+        if memo is None or memo[0] is not self.uncond or memo[1] is not self.cond:
+            memo = (self.uncond, self.cond, torch.cat([self.uncond, self.cond]))
+            self.cache["_cfg_text"] = memo
+        return memo[2]
 
     # -- scheduler arithmetic that methods share ---------------------------------------------------------
     def step_kwargs(self) -> dict[str, Any]:
@@ -159,24 +189,36 @@ class Context:
         """The scheduler's own step; returns its output (``prev_sample``, maybe ``pred_original_sample``)."""
         return self.scheduler.step(eps, t, latents, **self.step_kwargs(), return_dict=True)
 
+    # ``i`` and ``t`` below are the loop's pair (t = timesteps[i]): the per-step tables are read by the index,
+    # from host copies made once per call, so no step waits on the device for a 0-d timestep.
     def _sigma_space(self) -> bool:
-        return float(self.scheduler.init_noise_sigma) != 1.0  # Euler-type: z = x0 + σ·ε
+        if "_sigma_space" not in self.cache:  # Euler-type: z = x0 + σ·ε
+            self.cache["_sigma_space"] = float(self.scheduler.init_noise_sigma) != 1.0
+        return self.cache["_sigma_space"]
 
     def _sigma(self, i: int) -> torch.Tensor:
         return self.scheduler.sigmas[i].to(self.device)
+
+    def _alpha_bar(self, i: int, device: torch.device) -> torch.Tensor:
+        """ᾱ_t (float32) at step i on ``device``; moved there once per call and step."""
+        memo = self.cache.setdefault("_alpha_bar", {})
+        key = (i, device)
+        if key not in memo:
+            memo[key] = self.scheduler.alphas_cumprod[int(self.host_timesteps[i])].to(device, torch.float32)
+        return memo[key]
 
     def predict_x0(self, latents: torch.Tensor, eps: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
         """x̂0 from a noise prediction (methods.md §0): (z_t − √(1−ᾱ_t)·ε)/√ᾱ_t, or z − σ·ε for Euler."""
         if self._sigma_space():
             return latents - self._sigma(i) * eps
-        a = self.scheduler.alphas_cumprod[int(t)].to(latents.device, torch.float32)
+        a = self._alpha_bar(i, latents.device)
         return ((latents.float() - (1 - a).sqrt() * eps.float()) / a.sqrt()).to(latents.dtype)
 
     def renoise(self, x0: torch.Tensor, noise: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
         """z_t from a clean estimate and fresh noise at the same noise level as step i."""
         if self._sigma_space():
             return x0 + self._sigma(i) * noise
-        a = self.scheduler.alphas_cumprod[int(t)].to(x0.device, torch.float32)
+        a = self._alpha_bar(i, x0.device)
         return (a.sqrt() * x0.float() + (1 - a).sqrt() * noise.float()).to(x0.dtype)
 
 
@@ -217,7 +259,8 @@ def sample(
         )
 
     scheduler = make_scheduler(settings.scheduler, components.scheduler_config)
-    scheduler.set_timesteps(settings.steps, device=components.unet.device)
+    device = components.unet.device  # one walk over the UNet's parameters per call
+    scheduler.set_timesteps(settings.steps, device=device)
     shape = (components.unet.config.in_channels, settings.height // factor, settings.width // factor)
     noise, generators = initial_noise(requests, shape)
     ctx = Context(
@@ -229,11 +272,14 @@ def sample(
         generators=generators,
         diagnostics=[{} for _ in requests],
     )
+    ctx.cache["_device"] = device
+    # the schedule's host copy, made now while the device has no work queued (steps read it, never int(t))
+    ctx.cache["_host_timesteps"] = scheduler.timesteps.tolist()
 
     # 1. conditioning: prompt and unconditional embeddings; the method may add its own
-    ctx.cond = ctx.encode(ctx.prompts)
-    if ctx.do_cfg:
-        ctx.uncond = ctx.encode([settings.negative_prompt] * ctx.batch_size)
+    ctx.cond = ctx.encode_rows(ctx.prompts)
+    if ctx.do_cfg:  # one text-encoder row for the negative prompt, shared by every request
+        ctx.uncond = ctx.encode_rows([settings.negative_prompt] * ctx.batch_size)
     method.setup(ctx)
 
     # 2. shared initial noise (same for every method)

@@ -140,10 +140,15 @@ class SLD(SafetyMethod):
     def setup(self, ctx) -> None:
         ctx.state["enabled"] = self._enabled(ctx)
         ctx.state["applied_steps"] = 0
-        ctx.state["masked_sum"] = torch.zeros(ctx.batch_size, dtype=torch.float64)
+        # Σ over applied steps of the masked share, kept on the UNet's device (moved once, in finish): a
+        # per-step .cpu() would make the host wait for every step's kernels before queuing the next UNet call
+        acc_dtype = torch.float32 if ctx.device.type == "mps" else torch.float64  # MPS has no float64
+        ctx.state["masked_sum"] = torch.zeros(ctx.batch_size, dtype=acc_dtype, device=ctx.device)
         if ctx.state["enabled"]:
             c_s = ctx.encode([self.concept_text])
             ctx.state["concept_rows"] = c_s.expand(ctx.batch_size, -1, -1)
+            # 1. the text rows [c_∅ ; c_p ; c_S] are the same at every step: build them once
+            ctx.state["text_rows"] = torch.cat([ctx.uncond, ctx.cond, ctx.state["concept_rows"]])
             ctx.state["momentum"] = None  # ν_0 = 0, allocated at the first step
 
     def unet_inputs(
@@ -152,9 +157,7 @@ class SLD(SafetyMethod):
         if not ctx.state["enabled"]:
             return super().unet_inputs(ctx, i, t, latents)
         # 1. three branches in one call: [c_∅ ; c_p ; c_S]
-        return torch.cat([latents, latents, latents]), torch.cat(
-            [ctx.uncond, ctx.cond, ctx.state["concept_rows"]]
-        )
+        return torch.cat([latents, latents, latents]), ctx.state["text_rows"]
 
     def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.state["enabled"]:
@@ -180,14 +183,16 @@ class SLD(SafetyMethod):
         if i >= cfg.sld_warmup_steps:
             guidance = guidance - safety
             ctx.state["applied_steps"] += 1
-            ctx.state["masked_sum"] += (mu > 0).flatten(1).double().mean(dim=1).cpu()
+            masked = (mu > 0).flatten(1).to(ctx.state["masked_sum"].dtype).mean(dim=1)
+            ctx.state["masked_sum"] += masked
 
         # 7. ε̃ = ε_∅ + s_g·g
         return eps_uncond + ctx.settings.guidance * guidance
 
     def finish(self, ctx) -> None:
         steps = ctx.state["applied_steps"]
-        fractions = (ctx.state["masked_sum"] / steps).tolist() if steps else [0.0] * ctx.batch_size
+        # the one device→host copy of the accumulator
+        fractions = (ctx.state["masked_sum"].cpu() / steps).tolist() if steps else [0.0] * ctx.batch_size
         for diag, fraction in zip(ctx.diagnostics, fractions, strict=True):
             diag["sld_masked_fraction"] = float(fraction)  # mean share of latent elements with μ > 0
             diag["sld_applied_steps"] = steps
