@@ -2,6 +2,10 @@
 
 Idempotent and retry-safe: a batch whose manifest exists is skipped; a batch that crashed half way has no
 manifest and is generated again from the start (its partial files are overwritten atomically).
+
+Two steps, so one process can overlap them (``pipelines.runner``): :func:`sample_batch` (the model's work,
+in memory) and :func:`write_batch` (CPU work: PNG, thumbnail, parquet, manifest). :func:`generate_batch`,
+what the Airflow task calls, runs one after the other.
 """
 
 from __future__ import annotations
@@ -11,13 +15,23 @@ import os
 import platform
 import signal
 import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from pipelines.storage import Store, decode_png, png_bytes, read_uri_bytes, sha256, thumbnail_bytes
+from pipelines.storage import (
+    ImageMemo,
+    Store,
+    decode_png,
+    png_bytes,
+    read_uri_bytes,
+    sha256,
+    thumbnail_bytes,
+)
 from pipelines.warehouse import now
 
 GENERATION_SCHEMA = pa.schema(
@@ -57,7 +71,10 @@ GENERATION_SCHEMA = pa.schema(
 )
 
 
+@lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine an image (cached: they cannot change while a
+    process runs, and importlib metadata costs ~1 ms a call)."""
     out = {}
     for name in ("torch", "diffusers", "transformers", "safeaudit"):
         try:
@@ -87,18 +104,38 @@ def batch_paths(store: Store, run_id: str, batch_id: str) -> dict[str, str]:
     }
 
 
-def _fault_point(images_written: int) -> None:
+_images_written = [0]  # this process's PNGs, for the fault point below
+
+
+def _fault_point() -> None:
     """Fault injection for crash-resume tests: ``SAFEAUDIT_FAULT=kill-after-images:N`` kills this process
-    (SIGKILL, no cleanup) once N images of a batch are on disk."""
+    (SIGKILL, no cleanup) once it has written N images (counted over all its batches, so a test can kill
+    a run inside its first batch or later, while a finished batch is being scored)."""
     fault = os.environ.get("SAFEAUDIT_FAULT", "")
-    if fault.startswith("kill-after-images:") and images_written >= int(fault.split(":")[1]):
+    if fault.startswith("kill-after-images:") and _images_written[0] >= int(fault.split(":")[1]):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def generate_batch(
+@dataclass
+class SampledBatch:
+    """A batch whose images are sampled but not yet written: what :func:`write_batch` needs."""
+
+    artifacts: str
+    run_id: str
+    batch_id: str
+    batch: dict[str, Any]  # the batch spec
+    plan: dict[str, Any]
+    images: dict[str, tuple[np.ndarray, dict[str, Any], float]] = field(default_factory=dict)
+    sample_s: float = 0.0  # seconds spent sampling (per image: the chunk's time / its size)
+
+
+def sample_batch(
     artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None
-) -> dict[str, Any]:
-    """Generate one batch; return its manifest (small dict, safe for XCom)."""
+) -> SampledBatch | dict[str, Any]:
+    """Sample a batch's new images in memory; return its manifest instead when the batch is already done.
+
+    Nothing is written here, so a crash before :func:`write_batch` leaves no trace of the batch.
+    """
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
     if store.exists(paths["manifest"]):
@@ -108,45 +145,68 @@ def generate_batch(
 
     batch = store.read_json(paths["spec"])
     plan = store.read_json(store.path(run_id, "plan.json"))
-    spec = plan["spec"]
-    started = time.perf_counter()
-
+    out = SampledBatch(artifacts, run_id, batch_id, batch, plan)
     todo = [i for i in batch["items"] if not i.get("reuse")]
-    results: dict[str, dict[str, Any]] = {}
-    if todo:
-        from models.concepts import load_pack
-        from models.registry import build_method
-        from models.sampler import Request, SamplerSettings, sample
+    if not todo:
+        return out
+    from models.concepts import load_pack
+    from models.registry import build_method
+    from models.sampler import Request, SamplerSettings, sample
 
-        m = spec["model"]
-        components = cached_components(m["id"], m["revision"], m["dtype"], m["device"])
-        pack = load_pack(spec["concept"])
-        level = "off" if batch["knob"] is not None else batch["level"]
-        method = build_method(
-            batch["method"], level=level, knob=batch["knob"], overrides=batch["overrides"], concept=pack
+    spec = plan["spec"]
+    m = spec["model"]
+    components = cached_components(m["id"], m["revision"], m["dtype"], m["device"])
+    level = "off" if batch["knob"] is not None else batch["level"]
+    method = build_method(
+        batch["method"],
+        level=level,
+        knob=batch["knob"],
+        overrides=batch["overrides"],
+        concept=load_pack(spec["concept"]),
+    )
+    settings = SamplerSettings(**spec["sampler"])
+    size = micro_batch or spec["batch_size"]
+    for start in range(0, len(todo), size):
+        chunk = todo[start : start + size]
+        t0 = time.perf_counter()
+        result = sample(
+            components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings
         )
-        settings = SamplerSettings(**spec["sampler"])
-        size = micro_batch or spec["batch_size"]
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            t0 = time.perf_counter()
-            out = sample(
-                components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings
-            )
-            per_image = (time.perf_counter() - t0) / len(chunk)
-            for item, image, diag in zip(chunk, out.images, out.diagnostics, strict=True):
-                data = png_bytes(image)
-                store.write_bytes(f"{paths['dir']}/images/{item['generation_id']}.png", data)
-                results[item["generation_id"]] = {
-                    "image_uri": store.uri(run_id, batch_id, "images", f"{item['generation_id']}.png"),
-                    "image_sha256": sha256(data),
-                    "thumbnail": thumbnail_bytes(image),
-                    "wall_s": per_image,
-                    "diagnostics": diag,
-                }
-                _fault_point(len(results))
-            if progress is not None:
-                progress(len(chunk))
+        took = time.perf_counter() - t0
+        out.sample_s += took
+        for item, image, diag in zip(chunk, result.images, result.diagnostics, strict=True):
+            out.images[item["generation_id"]] = (image, diag, took / len(chunk))
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = None) -> dict[str, Any]:
+    """Write a sampled batch: PNGs, ``generations.parquet`` and, last, ``manifest.json``.
+
+    ``memo`` (when given) keeps each new image's array under its generation id, so a scorer in this
+    process need not decode the PNG just written.
+    """
+    started = time.perf_counter()
+    store = Store(sampled.artifacts)
+    run_id, batch_id, batch, plan = sampled.run_id, sampled.batch_id, sampled.batch, sampled.plan
+    spec = plan["spec"]
+    paths = batch_paths(store, run_id, batch_id)
+    results: dict[str, dict[str, Any]] = {}
+    for gid, (image, diag, per_image) in sampled.images.items():
+        data = png_bytes(image)
+        store.write_bytes(f"{paths['dir']}/images/{gid}.png", data)
+        if memo is not None:
+            memo.put(gid, image)
+        results[gid] = {
+            "image_uri": store.uri(run_id, batch_id, "images", f"{gid}.png"),
+            "image_sha256": sha256(data),
+            "thumbnail": thumbnail_bytes(image),
+            "wall_s": per_image,
+            "diagnostics": diag,
+        }
+        _images_written[0] += 1
+        _fault_point()
 
     rows = []
     created = now()
@@ -207,12 +267,22 @@ def generate_batch(
         "method": batch["method"],
         "level": batch["level"],
         "n_items": len(batch["items"]),
-        "n_generated": len(todo),
-        "n_reused": len(batch["items"]) - len(todo),
-        "wall_s": round(time.perf_counter() - started, 4),
+        "n_generated": len(sampled.images),
+        "n_reused": len(batch["items"]) - len(sampled.images),
+        "wall_s": round(sampled.sample_s + time.perf_counter() - started, 4),  # work, not queueing
         "worker": platform.node(),
         "finished_at": now().isoformat(),
     }
     store.write_json(paths["manifest"], manifest)  # last: marks the batch done
     manifest["skipped"] = False
     return manifest
+
+
+def generate_batch(
+    artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None
+) -> dict[str, Any]:
+    """Generate one batch (sample, then write); return its manifest (small dict, safe for XCom)."""
+    sampled = sample_batch(artifacts, run_id, batch_id, micro_batch=micro_batch, progress=progress)
+    if isinstance(sampled, dict):  # already done
+        return sampled
+    return write_batch(sampled, progress=progress)

@@ -1,11 +1,22 @@
 """Run a whole audit in one process: plan → generate → score → load (the embedded, non-Airflow path).
 
-The Airflow DAG calls the same four functions as separate tasks; this is their sequential composition,
-with progress bars. Re-running is safe at every point: finished batches are skipped, partial ones redone.
+The Airflow DAG calls the same steps as separate tasks; this is their composition, with progress bars.
+Re-running is safe at every point: finished batches are skipped, partial ones redone.
+
+While the main thread samples batch k + 1, one background thread finishes batch k: PNGs, thumbnails,
+``generations.parquet``, the manifest (last), then its scores. On a GPU the CPU is otherwise idle while
+the model samples; on a CPU the sampler and the finishing work each get a core when there are two (PNG
+encoding, onnxruntime and most numpy release the GIL). At most one batch is being finished while the
+next is sampled, so at most two batches' images are in memory. The scorer takes the arrays just written
+from an :class:`~pipelines.storage.ImageMemo` instead of decoding the PNGs (same values). A failure in
+the background stops the run with that error once the batch being sampled is done; batches written before
+it keep their manifests, so a re-run resumes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +29,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipelines.generate import generate_batch
+from pipelines.generate import SampledBatch, sample_batch, write_batch
 from pipelines.load import load_run
 from pipelines.plan import plan_run
 from pipelines.runspec import RunSpec, load_spec
 from pipelines.score import score_batch
+from pipelines.storage import ImageMemo, Store
 
 
 def preflight(spec: RunSpec) -> None:
@@ -34,36 +46,97 @@ def preflight(spec: RunSpec) -> None:
     load_pack(spec.concept)
 
 
+def generation_order(artifacts: str, run_id: str, batch_ids: list[str]) -> list[str]:
+    """The plan's batches, those that hold baseline images first (otherwise in plan order).
+
+    A batch is scored as soon as it is written, and a fidelity scorer compares each image with the
+    same-seed baseline image: that image must already be on disk (or in the memo) by then.
+    """
+    store = Store(artifacts)
+
+    def holds_baselines(batch_id: str) -> bool:
+        batch = store.read_json(store.path(run_id, "batches", f"{batch_id}.json"))
+        return any(i["generation_id"] == i["baseline_generation_id"] for i in batch["items"])
+
+    return sorted(batch_ids, key=lambda b: not holds_baselines(b))  # stable: plan order within each
+
+
 def run_audit(
-    spec_or_path: RunSpec | str | Path, quiet: bool = False, overrides: dict | None = None
+    spec_or_path: RunSpec | str | Path,
+    quiet: bool = False,
+    overrides: dict | None = None,
+    overlap: bool = True,
+    handoff: bool = True,
 ) -> dict[str, Any]:
+    """Plan, generate, score and load one audit; return the load summary plus run counts.
+
+    ``overlap=False`` finishes each batch in the main thread before sampling the next; ``handoff=False``
+    makes the scorers decode every PNG. Both exist for tests and benchmarks: results are the same.
+    """
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
     preflight(spec)
     plan = plan_run(spec)
     run_id, artifacts = plan["run_id"], spec.output.artifacts
     n_new = plan["n_expected"] - plan["n_reused"]
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=quiet,
-        transient=False,
-    ) as bar:
+    memo = ImageMemo() if handoff else None
+    with (
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=quiet,
+            transient=False,
+        ) as bar,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeaudit-finish") as pool,
+    ):
         gen = bar.add_task(f"generate {run_id}", total=plan["n_expected"])
-        manifests = []
-        for batch_id in plan["batch_ids"]:
-            m = generate_batch(artifacts, run_id, batch_id, progress=lambda n: bar.advance(gen, n))
-            if m.get("skipped"):
-                bar.advance(gen, m["n_items"])
-            manifests.append(m)
         sc = bar.add_task("score", total=len(plan["batch_ids"]))
-        for batch_id in plan["batch_ids"]:
-            score_batch(artifacts, run_id, batch_id, warehouse=spec.output.warehouse)
+
+        def advance(n: int) -> None:
+            bar.advance(gen, n)
+
+        def finish(sampled: SampledBatch | dict[str, Any]) -> dict[str, Any]:
+            if isinstance(sampled, dict):  # generated by an earlier run: only the scores may be missing
+                manifest = sampled
+                bar.advance(gen, manifest["n_items"])
+            else:
+                manifest = write_batch(sampled, progress=advance, memo=memo)
+            score_batch(artifacts, run_id, manifest["batch_id"], warehouse=spec.output.warehouse, memo=memo)
             bar.advance(sc)
+            return manifest
+
+        manifests = _generate_and_score(
+            generation_order(artifacts, run_id, plan["batch_ids"]),
+            lambda batch_id: sample_batch(artifacts, run_id, batch_id, progress=advance),
+            finish,
+            pool if overlap else None,
+        )
         summary = load_run(artifacts, run_id, spec.output.warehouse)
     summary["generated_now"] = sum(m["n_generated"] for m in manifests if not m.get("skipped"))
     summary["planned_new"] = n_new
     summary["spec"] = spec.name
     return summary
+
+
+def _generate_and_score(
+    batch_ids: list[str],
+    sample: Callable[[str], Any],
+    finish: Callable[[Any], dict[str, Any]],
+    pool: ThreadPoolExecutor | None,
+) -> list[dict[str, Any]]:
+    """Sample each batch here, finish it in ``pool`` (one batch at a time) while the next one samples."""
+    manifests: list[dict[str, Any]] = []
+    pending: Future | None = None
+    for batch_id in batch_ids:
+        sampled = sample(batch_id)
+        if pool is None:
+            manifests.append(finish(sampled))
+            continue
+        if pending is not None:
+            manifests.append(pending.result())  # a background error is raised here, stopping the run
+        pending = pool.submit(finish, sampled)
+    if pending is not None:
+        manifests.append(pending.result())
+    return manifests

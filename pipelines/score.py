@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from pipelines.generate import batch_paths
 from pipelines.scorers import ScoreInput, get_scorer, scorer_class
-from pipelines.storage import Store, decode_png, read_uri_bytes
+from pipelines.storage import ImageMemo, Store, decode_png, read_uri_bytes
 from pipelines.warehouse import now
 
 SCORE_SCHEMA = pa.schema(
@@ -62,8 +62,15 @@ def already_scored(
 
 
 def score_batch(
-    artifacts: str, run_id: str, batch_id: str, scorers: list[str] | None = None, warehouse: str | None = None
+    artifacts: str,
+    run_id: str,
+    batch_id: str,
+    scorers: list[str] | None = None,
+    warehouse: str | None = None,
+    memo: ImageMemo | None = None,
 ) -> dict[str, Any]:
+    """Score one generated batch. ``memo``: arrays of images this process just wrote (by generation id),
+    used instead of decoding their PNGs; anything not in it is read from its file."""
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
     plan = store.read_json(store.path(run_id, "plan.json"))
@@ -88,10 +95,11 @@ def score_batch(
 
     images: dict[str, Any] = {}
 
-    def image(uri: str):
-        if uri not in images:
-            images[uri] = decode_png(read_uri_bytes(uri))
-        return images[uri]
+    def image(generation_id: str, uri: str):
+        if generation_id not in images:
+            kept = memo.get(generation_id) if memo is not None else None
+            images[generation_id] = kept if kept is not None else decode_png(read_uri_bytes(uri))
+        return images[generation_id]
 
     rows = []
     scored_at = now()
@@ -103,12 +111,13 @@ def score_batch(
             item = meta.get(g["generation_id"], {})
             baseline = None
             if "baseline" in scorer.needs:
-                base_uri = plan["images"].get(g["baseline_generation_id"])
-                baseline = image(base_uri) if base_uri else None
+                base_id = g["baseline_generation_id"]
+                base_uri = plan["images"].get(base_id)
+                baseline = image(base_id, base_uri) if base_uri else None
             inputs.append(
                 ScoreInput(
                     generation_id=g["generation_id"],
-                    image=image(g["image_uri"]),
+                    image=image(g["generation_id"], g["image_uri"]),
                     prompt=g["prompt"],
                     categories=item.get("categories", []),
                     baseline_image=baseline,

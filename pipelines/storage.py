@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,47 @@ class Store:
     def read_table(self, path: str) -> pa.Table:
         with self.fs.open(path, "rb") as fh:
             return pq.read_table(fh)
+
+
+class ImageMemo:
+    """The arrays of images this process just wrote as PNG, keyed by generation id.
+
+    When generation and scoring run in one process (``pipelines.runner``), the scorer takes the array
+    from here instead of decoding the PNG that was just encoded. PNG is lossless and :func:`decode_png`
+    returns RGB uint8, so only RGB uint8 arrays are kept: what comes out is exactly what decoding the
+    file would give, and a miss (never kept, or evicted) falls back to the file. Bounded by bytes, least
+    recently used out; entries are read-only copies; safe to share between threads.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.hits = 0
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, generation_id: str, image: np.ndarray) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            return  # decode_png would convert it: let the scorer read the file
+        kept = np.array(image, copy=True, order="C")
+        kept.flags.writeable = False
+        with self._lock:
+            old = self._items.pop(generation_id, None)
+            self.nbytes += kept.nbytes - (old.nbytes if old is not None else 0)
+            self._items[generation_id] = kept
+            while self.nbytes > self.max_bytes and self._items:
+                self.nbytes -= self._items.popitem(last=False)[1].nbytes
+
+    def get(self, generation_id: str) -> np.ndarray | None:
+        with self._lock:
+            image = self._items.get(generation_id)
+            if image is not None:
+                self._items.move_to_end(generation_id)
+                self.hits += 1
+            return image
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def read_uri_bytes(uri: str) -> bytes:
