@@ -13,9 +13,12 @@ can open it, not even read-only):
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +28,18 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
 VIEWS_DIR = SQL_DIR / "views"
 VIEW_LAYERS = ("stg_", "int_", "mart_")
+# Bump when the refresh machinery changes meaning: every warehouse then rebuilds its tables once.
+REFRESH_VERSION = "1"
+META = "meta"  # bookkeeping schema (not part of the documented `main` schema)
+MATERIALIZED = re.compile(
+    r"^--\s*materialized:\s*table refreshed by (run_id|generation_id)"
+    r"(?:\s*\(narrowed inputs:\s*([\w, ]+)\))?",
+    re.MULTILINE,
+)
+CREATE_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s+AS\b", re.IGNORECASE)
+# The staging views whose rows, per run, decide every run-keyed table (runs, prompts, generations,
+# batches, validations); `scores` and `unsafe_rules` are tracked globally below.
+RUN_SOURCES = ("stg_runs", "stg_run_prompts", "stg_generations", "stg_batches", "stg_validations")
 
 
 class WarehouseError(RuntimeError):
@@ -78,17 +93,304 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
+@dataclass(frozen=True)
+class ViewDef:
+    """One file of ``sql/views``: a view, or a table filled from the file's SELECT (``key`` set)."""
+
+    name: str
+    path: Path
+    text: str
+    key: str | None  # run_id | generation_id: the column a refresh recomputes by
+    narrowed: tuple[str, ...]  # inputs restricted to the refreshed keys while refreshing
+
+    @property
+    def select(self) -> str:
+        """The file's SELECT (what follows ``CREATE OR REPLACE VIEW name AS``), usable as a subquery."""
+        m = CREATE_VIEW.search(self.text)
+        return self.text[m.end() :].strip().rstrip(";") + "\n"
+
+
+def view_defs() -> list[ViewDef]:
+    out = []
     for path in view_files():
-        try:
-            con.execute(path.read_text())
-        except duckdb.Error as exc:
-            raise WarehouseError(f"{path}: {str(exc).splitlines()[0]}") from None
+        text = path.read_text()
+        m = CREATE_VIEW.search(text)
+        if not m or m.group(1) != path.stem:
+            raise WarehouseError(f"{path}: expected CREATE OR REPLACE VIEW {path.stem} AS ...")
+        mat = MATERIALIZED.search(text[: m.start()])
+        narrowed = tuple(x.strip() for x in (mat.group(2) or "").split(",") if x.strip()) if mat else ()
+        out.append(ViewDef(path.stem, path, text, mat.group(1) if mat else None, narrowed))
+    return out
+
+
+def materialized() -> list[ViewDef]:
+    """The tables the writer refreshes, in creation order (each reads only earlier ones)."""
+    return [d for d in view_defs() if d.key]
+
+
+def views_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """What the views and tables depend on: the view files, the migrations applied, the refresh code."""
+    h = hashlib.sha256(f"refresh {REFRESH_VERSION}\n".encode())
+    for (version,) in con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall():
+        h.update(f"migration {version}\n".encode())
+    for d in view_defs():
+        h.update(f"{d.path.name}\n{d.text}\n".encode())
+    return h.hexdigest()
+
+
+def _ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {META}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META}.views_state (fingerprint VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)"
+    )
+    # per (source, run): row count and a sum of row hashes of the staging view, at the last refresh
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META}.run_signatures "
+        "(source VARCHAR NOT NULL, run_id VARCHAR, n BIGINT NOT NULL, sig HUGEINT NOT NULL)"
+    )
+    # whole-table state: scores (append watermark: next rowid) and unsafe rules
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META}.table_state "
+        "(source VARCHAR PRIMARY KEY, n BIGINT NOT NULL, sig HUGEINT NOT NULL, next_rowid BIGINT)"
+    )
+    # the generations of each run at the last refresh: a run that lost images must recompute them
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META}.run_generations (run_id VARCHAR NOT NULL, generation_id VARCHAR NOT NULL)"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META}.refresh_log (refreshed_at TIMESTAMP NOT NULL, mode VARCHAR NOT NULL, "
+        "n_runs BIGINT, n_generations BIGINT, seconds DOUBLE)"
+    )
+
+
+def _kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    rows = con.execute(
+        "SELECT 'table' FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = $1 UNION ALL "
+        "SELECT 'view' FROM duckdb_views() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND view_name = $1",
+        [name],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def create_views(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
+    """Create the views and (re)build the materialised tables, unless nothing they depend on changed.
+
+    Returns whether it did anything. One transaction: a failure leaves the previous objects.
+    """
+    _ensure_meta(con)
+    fingerprint = views_fingerprint(con)
+    stored = con.execute(f"SELECT fingerprint FROM {META}.views_state").fetchall()
+    if not force and stored == [(fingerprint,)]:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for d in view_defs():
+            kind = _kind(con, d.name)
+            wanted = "table" if d.key else "view"
+            if kind and kind != wanted:
+                con.execute(f"DROP {kind.upper()} {d.name}")  # noqa: S608 - names from our own files
+            try:
+                if d.key:
+                    # the full build: the file's SELECT over the (already rebuilt) tables before it
+                    con.execute(f"CREATE OR REPLACE TABLE {d.name} AS SELECT * FROM (\n{d.select})")
+                else:
+                    con.execute(d.text)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"{d.path}: {str(exc).splitlines()[0]}") from None
+        _record_state(con)
+        con.execute(f"DELETE FROM {META}.views_state")
+        con.execute(f"INSERT INTO {META}.views_state VALUES (?, ?)", [fingerprint, now()])
+        con.execute(f"INSERT INTO {META}.refresh_log VALUES (?, 'rebuild', NULL, NULL, NULL)", [now()])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return True
+
+
+# -- change detection and refresh ------------------------------------------------------------------------------
+def _row_hash(con: duckdb.DuckDBPyConnection, relation: str, exclude: tuple[str, ...] = ()) -> str:
+    """``hash(c1, c2, ...)`` over every column of a table or view (a struct hash is ~2x slower)."""
+    cols = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+            "AND table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [relation],
+        ).fetchall()
+        if r[0] not in exclude
+    ]
+    return "hash(" + ", ".join(f'"{c}"' for c in cols) + ")"
+
+
+def _run_signatures_sql(con: duckdb.DuckDBPyConnection) -> str:
+    return " UNION ALL ".join(
+        f"SELECT '{src}' AS source, run_id, count(*) AS n, sum({_row_hash(con, src)}) AS sig "  # noqa: S608
+        f"FROM {src} GROUP BY run_id"
+        for src in RUN_SOURCES
+    )
+
+
+def _scores_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """(rows, sum of row hashes, next rowid) of ``scores``."""
+    n, sig, last = con.execute(
+        f"SELECT count(*), coalesce(sum({_row_hash(con, 'scores')}), 0), max(rowid) FROM scores"  # noqa: S608
+    ).fetchall()[0]
+    return n, sig, -1 if last is None else last + 1
+
+
+def _rules_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    return con.execute(
+        f"SELECT count(*), coalesce(sum({_row_hash(con, 'stg_unsafe_rules')}), 0) FROM stg_unsafe_rules"  # noqa: S608
+    ).fetchall()[0]
+
+
+def _record_state(con: duckdb.DuckDBPyConnection) -> None:
+    """Remember the base tables as the materialised tables now reflect them (inside the caller's transaction)."""
+    con.execute(f"DELETE FROM {META}.run_signatures")
+    con.execute(f"INSERT INTO {META}.run_signatures {_run_signatures_sql(con)}")  # noqa: S608
+    con.execute(f"DELETE FROM {META}.run_generations")
+    con.execute(f"INSERT INTO {META}.run_generations SELECT run_id, generation_id FROM stg_generations")
+    n, sig, next_rowid = _scores_state(con)
+    rules_n, rules_sig = _rules_state(con)
+    con.execute(f"DELETE FROM {META}.table_state")
+    con.execute(
+        f"INSERT INTO {META}.table_state VALUES ('scores', ?, ?, ?), ('stg_unsafe_rules', ?, ?, NULL)",
+        [n, sig, next_rowid, rules_n, rules_sig],
+    )
+
+
+@dataclass
+class Changes:
+    full: bool
+    runs: int = 0
+    generations: int = 0
+    reason: str = ""
+
+
+def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
+    """Fill ``temp.refresh_runs`` / ``temp.refresh_generations`` with the keys whose rows may differ.
+
+    Generations: those with score rows appended since the last refresh (rowid at or past the watermark),
+    plus every generation, old or new, of a run whose generations changed. Runs: those whose staging rows
+    changed (a per-run count and sum of row hashes), plus every run holding one of those generations as an
+    image or as a baseline. Anything else (score rows deleted or edited, rules changed) asks for a full
+    refresh: the checksums over the whole of ``scores`` and ``stg_unsafe_rules`` say whether it happened.
+    """
+    state = dict(
+        ((src, (n, sig, nxt)) for src, n, sig, nxt in con.execute(f"SELECT * FROM {META}.table_state").fetchall())
+    )
+    if "scores" not in state or "stg_unsafe_rules" not in state:
+        return Changes(full=True, reason="no refresh state")
+    if _rules_state(con) != state["stg_unsafe_rules"][:2]:
+        return Changes(full=True, reason="unsafe rules changed")
+    old_n, old_sig, watermark = state["scores"]
+    n, sig, _ = _scores_state(con)
+    new_n, new_sig = con.execute(
+        f"SELECT count(*), coalesce(sum({_row_hash(con, 'scores')}), 0) FROM scores WHERE rowid >= ?",  # noqa: S608
+        [watermark],
+    ).fetchall()[0]
+    if (n, sig) != (old_n + new_n, old_sig + new_sig):
+        return Changes(full=True, reason="score rows deleted or edited")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE run_signatures_now AS {_run_signatures_sql(con)}")  # noqa: S608
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE changed_sources AS
+        SELECT DISTINCT coalesce(a.source, b.source) AS source, coalesce(a.run_id, b.run_id) AS run_id
+        FROM temp.run_signatures_now a
+        FULL JOIN {META}.run_signatures b ON a.source = b.source AND a.run_id IS NOT DISTINCT FROM b.run_id
+        WHERE a.n IS DISTINCT FROM b.n OR a.sig IS DISTINCT FROM b.sig"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE refresh_generations AS
+        SELECT DISTINCT generation_id FROM scores WHERE rowid >= $1
+        UNION
+        SELECT generation_id FROM {META}.run_generations
+        WHERE run_id IN (SELECT run_id FROM temp.changed_sources WHERE source = 'stg_generations')
+        UNION
+        SELECT generation_id FROM stg_generations
+        WHERE run_id IN (SELECT run_id FROM temp.changed_sources WHERE source = 'stg_generations')""",
+        [watermark],
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE refresh_runs AS
+        SELECT run_id FROM temp.changed_sources
+        UNION
+        SELECT run_id FROM stg_generations
+        WHERE generation_id IN (SELECT generation_id FROM temp.refresh_generations)
+           OR baseline_generation_id IN (SELECT generation_id FROM temp.refresh_generations)"""
+    )
+    runs = con.execute("SELECT count(*) FROM temp.refresh_runs").fetchall()[0][0]
+    gens = con.execute("SELECT count(*) FROM temp.refresh_generations").fetchall()[0][0]
+    return Changes(full=False, runs=runs, generations=gens)
+
+
+def _refresh_one(con: duckdb.DuckDBPyConnection, d: ViewDef, db: str) -> None:
+    keys = f"SELECT {d.key} FROM temp.refresh_{d.key.removesuffix('_id')}s"
+    # Narrowing: while this table is recomputed, each narrowed input is seen only for the refreshed keys
+    # (temp views shadow main objects of the same name, also inside the views the SELECT reads). Sound
+    # because the file states that a key's rows depend only on input rows of the same key.
+    for name in d.narrowed:
+        con.execute(
+            f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{db}".main.{name} WHERE {d.key} IN ({keys})'  # noqa: S608
+        )
+    try:
+        con.execute(f'DELETE FROM "{db}".main.{d.name} WHERE {d.key} IN ({keys})')  # noqa: S608
+        con.execute(
+            f'INSERT INTO "{db}".main.{d.name} SELECT * FROM (\n{d.select}) WHERE {d.key} IN ({keys})'  # noqa: S608
+        )
+    finally:
+        for name in d.narrowed:
+            con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
+
+
+def refresh(con: duckdb.DuckDBPyConnection, full: bool = False) -> Changes:
+    """Bring every materialised table up to date with the base tables, in one transaction.
+
+    Incremental for the keys ``_changes`` finds, else (or with ``full``) recomputed whole. On any error the
+    transaction rolls back: the tables and the change state stay as they were, so the next writer retries.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        changes = Changes(full=True, reason="asked") if full else _changes(con)
+        if changes.full or changes.runs or changes.generations:
+            for d in materialized():
+                if changes.full:
+                    con.execute(f"DELETE FROM {d.name}")  # noqa: S608
+                    con.execute(f"INSERT INTO {d.name} SELECT * FROM (\n{d.select})")  # noqa: S608
+                else:
+                    _refresh_one(con, d, db)
+            _record_state(con)
+            con.execute(
+                f"INSERT INTO {META}.refresh_log VALUES (?, ?, ?, ?, ?)",
+                [
+                    now(),
+                    "full: " + changes.reason if changes.full else "incremental",
+                    None if changes.full else changes.runs,
+                    None if changes.full else changes.generations,
+                    time.perf_counter() - t0,
+                ],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for t in ("run_signatures_now", "changed_sources", "refresh_runs", "refresh_generations"):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{t}")
+    return changes
 
 
 @contextmanager
 def writer(path: str | Path, publish: bool = True):
-    """The single writing connection: migrated, views current; publishes the read snapshot on exit."""
+    """The single writing connection: migrated, views current; on exit it refreshes the materialised
+    tables, checkpoints and publishes the read snapshot (nothing is published if the body or the refresh
+    fails)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
@@ -96,6 +398,7 @@ def writer(path: str | Path, publish: bool = True):
         migrate(con)
         create_views(con)
         yield con
+        refresh(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()

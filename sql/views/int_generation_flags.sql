@@ -7,6 +7,11 @@
 -- fires, safe when every clause was scored and none fires, NULL (not scored) otherwise, so a missing
 -- scorer never makes an image look safe. rule_score is the compared score for one-clause rules (the
 -- threshold sweep reads it) and NULL for multi-clause rules, whose clauses are on different scales.
+--
+-- materialized: table refreshed by generation_id (narrowed inputs: stg_scores, stg_generations)
+-- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
+-- A generation's rows depend only on its own score rows, whether it exists, and the rules (a rule change
+-- rebuilds the table).
 CREATE OR REPLACE VIEW int_generation_flags AS
 WITH generated AS (
     SELECT DISTINCT generation_id FROM stg_generations

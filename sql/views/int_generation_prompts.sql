@@ -5,6 +5,10 @@
 -- for a text that appears in several sets, so the image counts in each of them. Where the prompt file
 -- gives a seed (I2P repeats texts under different seeds), the generation's first seed must match it,
 -- unless the run fixes seeds for every prompt.
+--
+-- materialized: table refreshed by run_id (narrowed inputs: stg_runs, stg_run_prompts, stg_generations)
+-- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
+-- A run's rows depend only on that run's generations, prompts and spec.
 CREATE OR REPLACE VIEW int_generation_prompts AS
 SELECT
     g.run_id,

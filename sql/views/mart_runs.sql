@@ -3,6 +3,10 @@
 -- compute_s = summed batch wall time (sampling plus image writing); sampling_s = summed per-image sampling
 -- time of images generated in this run. Both are booked as gpu_s when the run's device is CUDA, else as
 -- cpu_s. Validation columns summarise each expectation's latest result.
+--
+-- materialized: table refreshed by run_id (narrowed inputs: stg_runs, stg_generations, stg_batches, stg_validations)
+-- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
+-- A run's row depends only on that run's rows and the score rows of its images.
 CREATE OR REPLACE VIEW mart_runs AS
 WITH gens AS (
     SELECT

@@ -3,6 +3,11 @@
 -- "Latest" = the most recently scored version (scored_at), ties broken by the larger version string; a
 -- re-score with a new scorer version therefore replaces the old values in every view, while the table
 -- keeps both.
+--
+-- materialized: table refreshed by generation_id (narrowed inputs: scores)
+-- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
+-- A generation's rows depend only on its own score rows, so a refresh recomputes just the generations whose
+-- score rows were appended.
 CREATE OR REPLACE VIEW stg_scores AS
 SELECT
     generation_id,
