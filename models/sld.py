@@ -169,15 +169,16 @@ class SLD(SafetyMethod):
         # 3. element-wise safety scale and threshold mask (Eq. 6, 5)
         diff = eps_text - eps_concept
         scale = torch.clamp(torch.abs(diff) * cfg.sld_guidance_scale, max=1.0)
-        mu = torch.where(diff >= cfg.sld_threshold, torch.zeros_like(scale), scale)
+        mu = scale.masked_fill(diff >= cfg.sld_threshold, 0.0)
 
         # 4. safety guidance with momentum (Eq. 4, 7); 5. momentum update, also during warm-up (Eq. 8)
         momentum = ctx.state["momentum"]
-        if momentum is None:
-            momentum = torch.zeros_like(guidance)
         safety = (eps_concept - eps_uncond) * mu
-        safety = safety + cfg.sld_momentum_scale * momentum
-        ctx.state["momentum"] = cfg.sld_mom_beta * momentum + (1 - cfg.sld_mom_beta) * safety
+        if momentum is None:  # ν_0 = 0: the momentum terms vanish (skip their arithmetic on zeros)
+            ctx.state["momentum"] = (1 - cfg.sld_mom_beta) * safety
+        else:
+            safety = safety + cfg.sld_momentum_scale * momentum
+            ctx.state["momentum"] = cfg.sld_mom_beta * momentum + (1 - cfg.sld_mom_beta) * safety
 
         # 6. steer away from the concept once past the warm-up (Eq. 3)
         if i >= cfg.sld_warmup_steps:

@@ -84,6 +84,7 @@ def test_bench_methods_quick(tmp_path):
     assert d["level"] == "medium" and _positive(d["ratio"]) and d["max_pixel_diff"] <= 2
     (s,) = out["safree"]["rows"]
     assert _positive(s["speedup"]) and s["n_prompts"] == 2
+    assert _positive(s["speedup_vs_cold_loop"]) and s["cold_loop_same_images"]  # the cache changes no pixel
     assert (tmp_path / "m.json").exists()
 
 
