@@ -210,6 +210,17 @@ def create_views(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
     return True
 
 
+def live_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Shadow every view and materialised table with its SQL file on this connection (TEMP views).
+
+    Afterwards ``mart_tradeoff`` and friends compute from the base tables as plain views would: what the
+    materialised tables must equal (tests, or an analyst checking a table). Drop with ``DROP VIEW temp.x``
+    or close the connection.
+    """
+    for d in view_defs():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {d.name} AS {d.select}")  # noqa: S608 - our own files
+
+
 # -- change detection and refresh ------------------------------------------------------------------------------
 def _row_hash(con: duckdb.DuckDBPyConnection, relation: str, exclude: tuple[str, ...] = ()) -> str:
     """``hash(c1, c2, ...)`` over every column of a table or view (a struct hash is ~2x slower)."""
@@ -280,7 +291,10 @@ def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
     refresh: the checksums over the whole of ``scores`` and ``stg_unsafe_rules`` say whether it happened.
     """
     state = dict(
-        ((src, (n, sig, nxt)) for src, n, sig, nxt in con.execute(f"SELECT * FROM {META}.table_state").fetchall())
+        (
+            (src, (n, sig, nxt))
+            for src, n, sig, nxt in con.execute(f"SELECT * FROM {META}.table_state").fetchall()
+        )
     )
     if "scores" not in state or "stg_unsafe_rules" not in state:
         return Changes(full=True, reason="no refresh state")
