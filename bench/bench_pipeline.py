@@ -30,9 +30,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,39 +50,44 @@ from common import (  # noqa: E402
     write_json,
 )
 
-# (label, module or "module:Class", attribute): pipeline functions whose time each run_audit call records
+# (label, module or "module:Class", attribute, thread): pipeline functions whose time each run_audit call
+# records. "main" runs in the caller's thread; "finish" in run_audit's background thread, overlapping the
+# main thread's sampling of the next batch (in the serial variant everything runs in the main thread).
 SPANS = [
-    ("preflight", "pipelines.runner", "preflight"),
-    ("plan", "pipelines.runner", "plan_run"),
-    ("generate_batch", "pipelines.runner", "generate_batch"),
-    ("  sample", "models.sampler", "sample"),
-    ("  png_encode", "pipelines.generate", "png_bytes"),
-    ("  thumbnail_webp", "pipelines.generate", "thumbnail_bytes"),
-    ("  sha256", "pipelines.generate", "sha256"),
-    ("  package_versions", "pipelines.generate", "package_versions"),
-    ("score_batch", "pipelines.runner", "score_batch"),
-    ("  already_scored", "pipelines.score", "already_scored"),
-    ("  png_decode", "pipelines.score", "decode_png"),
-    ("load_run", "pipelines.runner", "load_run"),
-    ("  migrate", "pipelines.warehouse", "migrate"),
-    ("  create_views", "pipelines.warehouse", "create_views"),
-    ("  publish_snapshot", "pipelines.warehouse", "publish_snapshot"),
-    ("  merge_labels", "pipelines.load", "merge_reviewer_labels"),
-    ("store.write_bytes", "pipelines.storage:Store", "write_bytes"),
-    ("store.write_table", "pipelines.storage:Store", "write_table"),
-    ("store.read_table", "pipelines.storage:Store", "read_table"),
-    ("store.read_json", "pipelines.storage:Store", "read_json"),
-    ("store.exists", "pipelines.storage:Store", "exists"),
+    ("preflight", "pipelines.runner", "preflight", "main"),
+    ("plan", "pipelines.runner", "plan_run", "main"),
+    ("sample_batch", "pipelines.runner", "sample_batch", "main"),
+    ("  sample", "models.sampler", "sample", "main"),
+    ("write_batch", "pipelines.runner", "write_batch", "finish"),
+    ("  png_encode", "pipelines.generate", "png_bytes", "finish"),
+    ("  thumbnail_webp", "pipelines.generate", "thumbnail_bytes", "finish"),
+    ("  sha256", "pipelines.generate", "sha256", "finish"),
+    ("  package_versions", "pipelines.generate", "package_versions", "finish"),
+    ("score_batch", "pipelines.runner", "score_batch", "finish"),
+    ("  already_scored", "pipelines.score", "already_scored", "finish"),
+    ("  png_decode", "pipelines.score", "decode_png", "finish"),
+    ("load_run", "pipelines.runner", "load_run", "main"),
+    ("  migrate", "pipelines.warehouse", "migrate", "main"),
+    ("  create_views", "pipelines.warehouse", "create_views", "main"),
+    ("  publish_snapshot", "pipelines.warehouse", "publish_snapshot", "main"),
+    ("  merge_labels", "pipelines.load", "merge_reviewer_labels", "main"),
+    ("store.write_bytes", "pipelines.storage:Store", "write_bytes", "both"),
+    ("store.write_table", "pipelines.storage:Store", "write_table", "both"),
+    ("store.read_table", "pipelines.storage:Store", "read_table", "both"),
+    ("store.read_json", "pipelines.storage:Store", "read_json", "both"),
+    ("store.exists", "pipelines.storage:Store", "exists", "both"),
 ]
+MAIN_TOP = ("preflight", "plan", "sample_batch", "load_run")  # the main thread's spans, not nested
 
 
 @contextlib.contextmanager
-def spans(extra: list[tuple[str, str, str]] = ()) -> Iterator[dict[str, list[float]]]:
-    """Wrap every (label, target, attribute) with a timer; the originals are put back on exit."""
+def spans(extra: list[tuple[str, str, str, str]] = ()) -> Iterator[dict[str, list[float]]]:
+    """Wrap every (label, target, attribute, thread) with a timer; the originals are put back on exit."""
     record: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    lock = threading.Lock()  # two threads record
     undo = []
     try:
-        for label, target, attr in [*SPANS, *extra]:
+        for label, target, attr, _ in [*SPANS, *extra]:
             mod, _, cls = target.partition(":")
             obj = importlib.import_module(mod)
             obj = getattr(obj, cls) if cls else obj
@@ -93,8 +99,10 @@ def spans(extra: list[tuple[str, str, str]] = ()) -> Iterator[dict[str, list[flo
                 try:
                     return _original(*args, **kwargs)
                 finally:
-                    record[_label][0] += time.perf_counter() - t0
-                    record[_label][1] += 1
+                    took = time.perf_counter() - t0
+                    with lock:
+                        record[_label][0] += took
+                        record[_label][1] += 1
 
             setattr(obj, attr, wrapper)
             undo.append((obj, attr, own, original))
@@ -163,6 +171,23 @@ def planned_batches(spec_path: Path) -> list[dict[str, Any]]:
     return [store.read_json(store.path(plan["run_id"], "batches", f"{b}.json")) for b in plan["batch_ids"]]
 
 
+def thread_settings(args, overlap: bool) -> dict[str, Any]:
+    """Threads each side of the comparison uses (torch intra-op; run_audit's finishing thread; onnxruntime)."""
+    import torch
+
+    from pipelines.score import cached_scorer
+
+    ort = "-"
+    if "nudenet" in args.scorers:
+        n = cached_scorer("nudenet").session.get_session_options().intra_op_num_threads
+        ort = n if n else f"default ({os.cpu_count()} logical CPUs here)"
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "finish_threads": 1 if overlap else 0,
+        "onnxruntime_threads": ort,
+    }
+
+
 def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
     from models.concepts import load_pack
     from models.registry import build_method
@@ -170,6 +195,7 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
     from pipelines.generate import cached_components
     from pipelines.runner import run_audit
     from pipelines.runspec import load_spec
+    from pipelines.scorers import scorer_class
 
     scratch = tmp / "scratch"
     spec_path = write_spec(args, scratch)
@@ -195,77 +221,100 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
     audit_dirs: list[Path] = []
 
     def fresh(name: str) -> None:
-        if name == "run_audit":
+        if name.startswith("run_audit"):
             for d in audit_dirs:  # keep the disk tidy: only the latest round's output stays
                 shutil.rmtree(d, ignore_errors=True)
             counter["n"] += 1
             audit_dirs.append(tmp / f"audit{counter['n']}")
 
     scorer_spans = [
-        (f"  scorer:{name}", f"{cls.__module__}:{cls.__name__}", "score")
+        (f"  scorer:{name}", f"{cls.__module__}:{cls.__name__}", "score", "finish")
         for name in spec.scorers
-        for cls in [__import__("pipelines.scorers", fromlist=["scorer_class"]).scorer_class(name)]
+        for cls in [scorer_class(name)]
     ]
 
-    def audit() -> dict[str, Any]:
-        out = audit_dirs[-1]
-        overrides = {
-            "output": {"artifacts": str(out / "artifacts"), "warehouse": str(out / "warehouse" / "w.duckdb")}
-        }
-        with spans(scorer_spans) as record:
-            t0 = time.perf_counter()
-            summary = run_audit(load_spec(spec_path, overrides), quiet=True)
-            total = time.perf_counter() - t0
-        assert summary["generations"] == n_images, summary
-        return {
-            "total": total,
-            **{k: v[0] for k, v in record.items()},
-            **{f"{k}#calls": v[1] for k, v in record.items()},
-        }
+    def audit(overlap: bool) -> Callable[[], dict[str, Any]]:
+        def call() -> dict[str, Any]:
+            out = audit_dirs[-1]
+            overrides = {
+                "output": {
+                    "artifacts": str(out / "artifacts"),
+                    "warehouse": str(out / "warehouse" / "w.duckdb"),
+                }
+            }
+            with spans(scorer_spans) as record:
+                t0 = time.perf_counter()
+                summary = run_audit(
+                    load_spec(spec_path, overrides), quiet=True, overlap=overlap, handoff=overlap
+                )
+                total = time.perf_counter() - t0
+            assert summary["generations"] == n_images, summary
+            return {
+                "total": total,
+                **{k: v[0] for k, v in record.items()},
+                **{f"{k}#calls": v[1] for k, v in record.items()},
+            }
 
-    timings = interleaved({"bare": bare, "run_audit": audit}, repeats=args.repeats, warmup=1, before=fresh)
+        return call
+
+    variants = {"bare": bare, "run_audit": audit(True), "run_audit_serial": audit(False)}
+    variants = {k: v for k, v in variants.items() if k in args.variants}
+    timings = interleaved(variants, repeats=args.repeats, warmup=1, before=fresh)
     for d in audit_dirs:
         shutil.rmtree(d, ignore_errors=True)
 
-    ratio = timings.ratio("bare", "run_audit")  # = run_audit images/s ÷ bare images/s (wall clock)
-    lo, hi = timings.ratio_range("bare", "run_audit")
-    cpu_ratio = timings.ratio("bare", "run_audit", of=timings.of("cpu"))  # CPU seconds, all threads
-    summary = [
-        {
+    threads = {"bare": thread_settings(args, False) | {"finish_threads": "-", "onnxruntime_threads": "-"},
+               "run_audit": thread_settings(args, True), "run_audit_serial": thread_settings(args, False)}  # fmt: skip
+    summary = []
+    for name in variants:
+        row = {
             "variant": name,
             "images": n_images,
             "median_s": timings.median(name),
             "images_per_s": n_images / timings.median(name),
             "cpu_s": timings.median(name, "cpu"),
+            **threads[name],
         }
-        for name in ("bare", "run_audit")
-    ]
+        if name != "bare":  # = run_audit images/s ÷ bare images/s, per round, median (wall and CPU clocks)
+            lo, hi = timings.ratio_range("bare", name)
+            row |= {"ratio": timings.ratio("bare", name), "ratio_min": lo, "ratio_max": hi,
+                    "cpu_ratio": timings.ratio("bare", name, of=timings.of("cpu"))}  # fmt: skip
+        summary.append(row)
+    main = "run_audit" if "run_audit" in variants else "run_audit_serial"
+    ratio = next(r for r in summary if r["variant"] == main)
+
     # overhead breakdown, ms per image (medians over rounds); parents include their indented children
-    rounds = timings.results["run_audit"]
-    labels = [label for label, _, _ in SPANS] + [label for label, _, _ in scorer_spans]
-    bare_per_round = timings.rounds["bare"]
+    rounds = timings.results[main]
     breakdown = []
-    for label in labels:
+    for label, _, _, thread in [*SPANS, *scorer_spans]:
         vals = [r.get(label, 0.0) for r in rounds]
         calls = rounds[0].get(f"{label}#calls", 0)
-        breakdown.append({"span": label, "calls": calls, "ms_per_image": 1000 * median(vals) / n_images,
+        breakdown.append({"span": label, "thread": thread if main == "run_audit" else "main", "calls": calls,
+                          "ms_per_image": 1000 * median(vals) / n_images,
                           "pct_of_run_audit": 100 * median(v / r["total"] for v, r in zip(vals, rounds, strict=True))})  # fmt: skip
-    top = ("preflight", "plan", "generate_batch", "score_batch", "load_run")
-    rest = [r["total"] - sum(r.get(k, 0.0) for k in top) for r in rounds]
-    breakdown.append({"span": "run_audit other (progress, spec parsing)", "calls": 1,
+    # what the main thread did outside its own spans: waiting for the finishing thread (and progress bars)
+    rest = [r["total"] - sum(r.get(k, 0.0) for k in MAIN_TOP) for r in rounds]
+    if main == "run_audit_serial":
+        rest = [
+            x - r.get("write_batch", 0.0) - r.get("score_batch", 0.0)
+            for x, r in zip(rest, rounds, strict=True)
+        ]
+    breakdown.append({"span": "main thread: waiting for the finishing thread, other", "thread": "main", "calls": 1,
                       "ms_per_image": 1000 * median(rest) / n_images,
                       "pct_of_run_audit": 100 * median(x / r["total"] for x, r in zip(rest, rounds, strict=True))})  # fmt: skip
-    overhead = [r["total"] - b for r, b in zip(rounds, bare_per_round, strict=True)]
+    overhead = [r["total"] - b for r, b in zip(rounds, timings.rounds["bare"], strict=True)]
     return {
         "rows": summary,
-        "ratio": ratio,
-        "ratio_min": lo,
-        "ratio_max": hi,
-        "cpu_ratio": cpu_ratio,
-        "goal_met": ratio >= 0.9,
+        "variant": main,
+        "ratio": ratio["ratio"],
+        "ratio_min": ratio["ratio_min"],
+        "ratio_max": ratio["ratio_max"],
+        "cpu_ratio": ratio["cpu_ratio"],
+        "goal_met": ratio["ratio"] >= 0.9,
         "overhead_ms_per_image": 1000 * median(overhead) / n_images,
         "breakdown": breakdown,
         "n_batches": len(batches),
+        "loadavg_during": [round(x, 2) for x in os.getloadavg()],
         "spec": spec_dict(args, Path("<tmp>")),
     }
 
@@ -380,6 +429,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--startup-repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parts", default="end_to_end,startup,per_image")
+    ap.add_argument(
+        "--variants",
+        default="bare,run_audit,run_audit_serial",
+        help="run_audit = overlapped + array hand-off (the default path); run_audit_serial = neither",
+    )
     ap.add_argument("--per-image-size", type=int, default=512)
     ap.add_argument("--per-image-n", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="2 prompts, 2 steps, 1 round, cheap scorers")
@@ -398,6 +452,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.methods = [m for m in args.methods.split(",") if m]
     args.scorers = [s for s in args.scorers.split(",") if s]
     args.parts = [p for p in args.parts.split(",") if p]
+    args.variants = [v for v in args.variants.split(",") if v]
+    if "bare" not in args.variants:
+        ap.error("--variants must include bare (every ratio is against it)")
     return args
 
 
@@ -413,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             res = results["end_to_end"] = bench_end_to_end(args, tmp)
             print(f"## run_audit vs bare sampler ({res['n_batches']} batches)\n")
             print(markdown_table(res["rows"]) + "\n")
-            print(f"run_audit / bare images/s = {res['ratio']:.3f} (per-round {res['ratio_min']:.3f}..{res['ratio_max']:.3f}; "
+            print(f"{res['variant']} / bare images/s = {res['ratio']:.3f} (per-round {res['ratio_min']:.3f}..{res['ratio_max']:.3f}; "
                   f"on CPU seconds {res['cpu_ratio']:.3f}); "
                   f"overhead {res['overhead_ms_per_image']:.1f} ms/image\n")  # fmt: skip
             print(markdown_table(res["breakdown"]) + "\n")

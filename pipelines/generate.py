@@ -105,14 +105,17 @@ def batch_paths(store: Store, run_id: str, batch_id: str) -> dict[str, str]:
 
 
 _images_written = [0]  # this process's PNGs, for the fault point below
+FAULT_ALSO_KILLS: list[int] = []  # a helper process's parent: a crash there is the run's crash
 
 
 def _fault_point() -> None:
-    """Fault injection for crash-resume tests: ``SAFEAUDIT_FAULT=kill-after-images:N`` kills this process
-    (SIGKILL, no cleanup) once it has written N images (counted over all its batches, so a test can kill
-    a run inside its first batch or later, while a finished batch is being scored)."""
+    """Fault injection for crash-resume tests: ``SAFEAUDIT_FAULT=kill-after-images:N`` kills the run
+    (SIGKILL, no cleanup: this process and any pid in ``FAULT_ALSO_KILLS``) once this process has written
+    N images, counted over all its batches, so a test can kill a run inside its first batch or later."""
     fault = os.environ.get("SAFEAUDIT_FAULT", "")
     if fault.startswith("kill-after-images:") and _images_written[0] >= int(fault.split(":")[1]):
+        for pid in FAULT_ALSO_KILLS:
+            os.kill(pid, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -196,10 +199,11 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     for gid, (image, diag, per_image) in sampled.images.items():
         data = png_bytes(image)
         store.write_bytes(f"{paths['dir']}/images/{gid}.png", data)
+        uri = store.uri(run_id, batch_id, "images", f"{gid}.png")
         if memo is not None:
-            memo.put(gid, image)
+            memo.put(gid, uri, image)
         results[gid] = {
-            "image_uri": store.uri(run_id, batch_id, "images", f"{gid}.png"),
+            "image_uri": uri,
             "image_sha256": sha256(data),
             "thumbnail": thumbnail_bytes(image),
             "wall_s": per_image,

@@ -3,20 +3,26 @@
 The Airflow DAG calls the same steps as separate tasks; this is their composition, with progress bars.
 Re-running is safe at every point: finished batches are skipped, partial ones redone.
 
-While the main thread samples batch k + 1, one background thread finishes batch k: PNGs, thumbnails,
+While this process samples batch k + 1, a helper process *finishes* batch k: PNGs, thumbnails,
 ``generations.parquet``, the manifest (last), then its scores. On a GPU the CPU is otherwise idle while
-the model samples; on a CPU the sampler and the finishing work each get a core when there are two (PNG
-encoding, onnxruntime and most numpy release the GIL). At most one batch is being finished while the
-next is sampled, so at most two batches' images are in memory. The scorer takes the arrays just written
-from an :class:`~pipelines.storage.ImageMemo` instead of decoding the PNGs (same values). A failure in
-the background stops the run with that error once the batch being sampled is done; batches written before
-it keep their manifests, so a re-run resumes.
+the model samples; on a CPU the two get a core each when there are two. A process, not a thread: the
+sampler's Python loop takes the GIL back after every tensor operation, and a thread scoring beside it
+slowed it several-fold (GIL convoy; measured in bench/RESULTS.md, part 4). The helper starts once per
+process, as ``cached_components`` loads once, and keeps its scorers loaded between runs.
+
+At most one batch is being finished while the next is sampled (two batches' images in memory). The helper
+scores the arrays it was handed instead of decoding the PNGs it just wrote (:class:`ImageMemo`; same
+values). A failure there stops the run with that error once the batch being sampled is done; batches
+finished before it keep their manifests, so a re-run resumes. A crash of the helper is a crash of the run.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +39,13 @@ from pipelines.generate import SampledBatch, sample_batch, write_batch
 from pipelines.load import load_run
 from pipelines.plan import plan_run
 from pipelines.runspec import RunSpec, load_spec
-from pipelines.score import score_batch
+from pipelines.score import cached_scorer, score_batch
 from pipelines.storage import ImageMemo, Store
+
+_MEMO = (
+    ImageMemo()
+)  # in the helper process: images it wrote, for the scorers (also baselines of later batches)
+_HELPER: list[ProcessPoolExecutor] = []
 
 
 def preflight(spec: RunSpec) -> None:
@@ -61,6 +72,44 @@ def generation_order(artifacts: str, run_id: str, batch_ids: list[str]) -> list[
     return sorted(batch_ids, key=lambda b: not holds_baselines(b))  # stable: plan order within each
 
 
+def finish_batch(
+    artifacts: str, sampled: SampledBatch | dict[str, Any], warehouse: str, memo: ImageMemo | None
+) -> dict[str, Any]:
+    """Write a sampled batch (manifest last), then score it; a batch done earlier is only scored."""
+    manifest = sampled if isinstance(sampled, dict) else write_batch(sampled, memo=memo)
+    score_batch(artifacts, manifest["run_id"], manifest["batch_id"], warehouse=warehouse, memo=memo)
+    return manifest
+
+
+def _helper_finish(
+    artifacts: str, sampled: SampledBatch | dict[str, Any], warehouse: str, handoff: bool
+) -> dict[str, Any]:
+    return finish_batch(artifacts, sampled, warehouse, _MEMO if handoff else None)
+
+
+def _helper_start(parent: int) -> None:
+    """In the helper: its crash (fault injection) is the run's crash."""
+    from pipelines import generate
+
+    generate.FAULT_ALSO_KILLS[:] = [parent]
+
+
+def _helper_load(scorers: list[str]) -> None:
+    """Load the scorers in the helper while this process samples its first batch."""
+    for name in scorers:
+        cached_scorer(name)
+
+
+def helper() -> ProcessPoolExecutor:
+    """This process's finishing helper, started on first use (spawned: no forked torch state)."""
+    if not _HELPER:
+        ctx = multiprocessing.get_context("spawn")
+        _HELPER.append(
+            ProcessPoolExecutor(1, mp_context=ctx, initializer=_helper_start, initargs=(os.getpid(),))
+        )
+    return _HELPER[0]
+
+
 def run_audit(
     spec_or_path: RunSpec | str | Path,
     quiet: bool = False,
@@ -70,73 +119,79 @@ def run_audit(
 ) -> dict[str, Any]:
     """Plan, generate, score and load one audit; return the load summary plus run counts.
 
-    ``overlap=False`` finishes each batch in the main thread before sampling the next; ``handoff=False``
-    makes the scorers decode every PNG. Both exist for tests and benchmarks: results are the same.
+    ``overlap=False`` finishes each batch in this process before sampling the next; ``handoff=False``
+    makes the scorers decode every PNG. Both exist for tests and benchmarks: the results are the same.
     """
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
     preflight(spec)
     plan = plan_run(spec)
-    run_id, artifacts = plan["run_id"], spec.output.artifacts
+    run_id, artifacts, warehouse = plan["run_id"], spec.output.artifacts, spec.output.warehouse
     n_new = plan["n_expected"] - plan["n_reused"]
-    memo = ImageMemo() if handoff else None
-    with (
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            disable=quiet,
-            transient=False,
-        ) as bar,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="safeaudit-finish") as pool,
-    ):
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+        transient=False,
+    ) as bar:
         gen = bar.add_task(f"generate {run_id}", total=plan["n_expected"])
         sc = bar.add_task("score", total=len(plan["batch_ids"]))
 
-        def advance(n: int) -> None:
-            bar.advance(gen, n)
-
-        def finish(sampled: SampledBatch | dict[str, Any]) -> dict[str, Any]:
-            if isinstance(sampled, dict):  # generated by an earlier run: only the scores may be missing
-                manifest = sampled
-                bar.advance(gen, manifest["n_items"])
-            else:
-                manifest = write_batch(sampled, progress=advance, memo=memo)
-            score_batch(artifacts, run_id, manifest["batch_id"], warehouse=spec.output.warehouse, memo=memo)
+        def finished(manifest: dict[str, Any]) -> None:
+            bar.advance(gen, manifest["n_items"] if manifest.get("skipped") else manifest["n_reused"])
             bar.advance(sc)
-            return manifest
 
-        manifests = _generate_and_score(
-            generation_order(artifacts, run_id, plan["batch_ids"]),
-            lambda batch_id: sample_batch(artifacts, run_id, batch_id, progress=advance),
-            finish,
-            pool if overlap else None,
-        )
-        summary = load_run(artifacts, run_id, spec.output.warehouse)
+        def sample(batch_id: str) -> SampledBatch | dict[str, Any]:
+            return sample_batch(artifacts, run_id, batch_id, progress=lambda n: bar.advance(gen, n))
+
+        order = generation_order(artifacts, run_id, plan["batch_ids"])
+        if overlap:
+            pool = helper()
+            try:
+                manifests = _overlapped(
+                    order,
+                    sample,
+                    pool.submit(_helper_load, list(spec.scorers)),
+                    lambda s: pool.submit(_helper_finish, artifacts, s, warehouse, handoff),
+                    finished,
+                )
+            except BrokenProcessPool:
+                _HELPER.clear()
+                raise RuntimeError(f"run {run_id}: the finishing process died; re-run to resume") from None
+        else:
+            memo = ImageMemo() if handoff else None
+            manifests = []
+            for batch_id in order:
+                manifests.append(finish_batch(artifacts, sample(batch_id), warehouse, memo))
+                finished(manifests[-1])
+        summary = load_run(artifacts, run_id, warehouse)
     summary["generated_now"] = sum(m["n_generated"] for m in manifests if not m.get("skipped"))
     summary["planned_new"] = n_new
     summary["spec"] = spec.name
     return summary
 
 
-def _generate_and_score(
+def _overlapped(
     batch_ids: list[str],
     sample: Callable[[str], Any],
-    finish: Callable[[Any], dict[str, Any]],
-    pool: ThreadPoolExecutor | None,
+    warm_up: Future,
+    submit: Callable[[Any], Future],
+    finished: Callable[[dict[str, Any]], None],
 ) -> list[dict[str, Any]]:
-    """Sample each batch here, finish it in ``pool`` (one batch at a time) while the next one samples."""
+    """Sample each batch here while the previous one is finished elsewhere (one batch in flight)."""
     manifests: list[dict[str, Any]] = []
-    pending: Future | None = None
+    pending = warm_up
     for batch_id in batch_ids:
         sampled = sample(batch_id)
-        if pool is None:
-            manifests.append(finish(sampled))
-            continue
-        if pending is not None:
-            manifests.append(pending.result())  # a background error is raised here, stopping the run
-        pending = pool.submit(finish, sampled)
-    if pending is not None:
-        manifests.append(pending.result())
+        done = pending.result()  # an error in the helper is raised here: the run stops
+        if done is not None:
+            manifests.append(done)
+            finished(done)
+        pending = submit(sampled)
+    done = pending.result()
+    if done is not None:
+        manifests.append(done)
+        finished(done)
     return manifests

@@ -97,7 +97,7 @@ def score_batch(
 
     def image(generation_id: str, uri: str):
         if generation_id not in images:
-            kept = memo.get(generation_id) if memo is not None else None
+            kept = memo.get(generation_id, uri) if memo is not None else None
             images[generation_id] = kept if kept is not None else decode_png(read_uri_bytes(uri))
         return images[generation_id]
 

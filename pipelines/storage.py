@@ -91,39 +91,43 @@ class Store:
 class ImageMemo:
     """The arrays of images this process just wrote as PNG, keyed by generation id.
 
-    When generation and scoring run in one process (``pipelines.runner``), the scorer takes the array
-    from here instead of decoding the PNG that was just encoded. PNG is lossless and :func:`decode_png`
-    returns RGB uint8, so only RGB uint8 arrays are kept: what comes out is exactly what decoding the
-    file would give, and a miss (never kept, or evicted) falls back to the file. Bounded by bytes, least
-    recently used out; entries are read-only copies; safe to share between threads.
+    When writing and scoring run in one process (``pipelines.runner``), the scorer takes the array from
+    here instead of decoding the PNG that was just encoded. PNG is lossless and :func:`decode_png` returns
+    RGB uint8, so only RGB uint8 arrays are kept: what comes out is exactly what decoding the file would
+    give. An entry answers only for the file it was written to (a reused image elsewhere with the same
+    id is read from its own file); a miss (never kept, evicted) falls back to the file. Bounded by bytes,
+    least recently used out; entries are read-only copies; safe to share between threads.
     """
 
     def __init__(self, max_bytes: int = 256 * 2**20):
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.hits = 0
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, generation_id: str, image: np.ndarray) -> None:
+    def put(self, generation_id: str, uri: str, image: np.ndarray) -> None:
+        """Keep ``image``, just written as PNG to ``uri``."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             return  # decode_png would convert it: let the scorer read the file
         kept = np.array(image, copy=True, order="C")
         kept.flags.writeable = False
         with self._lock:
             old = self._items.pop(generation_id, None)
-            self.nbytes += kept.nbytes - (old.nbytes if old is not None else 0)
-            self._items[generation_id] = kept
+            self.nbytes += kept.nbytes - (old[1].nbytes if old is not None else 0)
+            self._items[generation_id] = (uri, kept)
             while self.nbytes > self.max_bytes and self._items:
-                self.nbytes -= self._items.popitem(last=False)[1].nbytes
+                self.nbytes -= self._items.popitem(last=False)[1][1].nbytes
 
-    def get(self, generation_id: str) -> np.ndarray | None:
+    def get(self, generation_id: str, uri: str) -> np.ndarray | None:
+        """The array written to ``uri`` for this generation, or None."""
         with self._lock:
-            image = self._items.get(generation_id)
-            if image is not None:
-                self._items.move_to_end(generation_id)
-                self.hits += 1
-            return image
+            entry = self._items.get(generation_id)
+            if entry is None or entry[0] != uri:
+                return None
+            self._items.move_to_end(generation_id)
+            self.hits += 1
+            return entry[1]
 
     def __len__(self) -> int:
         return len(self._items)
