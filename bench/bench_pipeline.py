@@ -171,21 +171,34 @@ def planned_batches(spec_path: Path) -> list[dict[str, Any]]:
     return [store.read_json(store.path(plan["run_id"], "batches", f"{b}.json")) for b in plan["batch_ids"]]
 
 
-def thread_settings(args, overlap: bool) -> dict[str, Any]:
-    """Threads each side of the comparison uses (torch intra-op; run_audit's finishing thread; onnxruntime)."""
+def thread_settings(args, variant: str) -> dict[str, Any]:
+    """Threads each side uses: torch intra-op in this process; where batches are finished (PNG, parquet,
+    scores) and with how many onnxruntime threads."""
     import torch
 
-    from pipelines.score import cached_scorer
+    from pipelines.runner import helper_threads
 
-    ort = "-"
-    if "nudenet" in args.scorers:
-        n = cached_scorer("nudenet").session.get_session_options().intra_op_num_threads
-        ort = n if n else f"default ({os.cpu_count()} logical CPUs here)"
-    return {
-        "torch_threads": torch.get_num_threads(),
-        "finish_threads": 1 if overlap else 0,
-        "onnxruntime_threads": ort,
-    }
+    row = {"torch_threads": torch.get_num_threads(), "finish": "-", "onnxruntime_threads": "-"}
+    if variant == "run_audit":  # the helper process: cores left by the sampler, no busy-waiting
+        row |= {"finish": "helper process", "onnxruntime_threads": helper_threads(args.device)}
+    elif variant == "run_audit_serial":
+        row |= {"finish": "main thread", "onnxruntime_threads": f"default ({os.cpu_count()})"}
+    return row
+
+
+def helper_cpu_s() -> float:
+    """CPU seconds used so far by run_audit's helper process(es) (Linux /proc; 0 elsewhere)."""
+    from pipelines import runner
+
+    total = 0.0
+    for pool in runner._HELPER:
+        for pid in list(getattr(pool, "_processes", None) or {}):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
 
 
 def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
@@ -242,6 +255,7 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
                     "warehouse": str(out / "warehouse" / "w.duckdb"),
                 }
             }
+            helper0 = helper_cpu_s()
             with spans(scorer_spans) as record:
                 t0 = time.perf_counter()
                 summary = run_audit(
@@ -251,6 +265,7 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
             assert summary["generations"] == n_images, summary
             return {
                 "total": total,
+                "helper_cpu": helper_cpu_s() - helper0,
                 **{k: v[0] for k, v in record.items()},
                 **{f"{k}#calls": v[1] for k, v in record.items()},
             }
@@ -263,8 +278,9 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
     for d in audit_dirs:
         shutil.rmtree(d, ignore_errors=True)
 
-    threads = {"bare": thread_settings(args, False) | {"finish_threads": "-", "onnxruntime_threads": "-"},
-               "run_audit": thread_settings(args, True), "run_audit_serial": thread_settings(args, False)}  # fmt: skip
+    # CPU seconds of the whole variant: this process plus run_audit's helper process
+    cpu = {n: [c + (r or {}).get("helper_cpu", 0.0) for c, r in zip(timings.cpu[n], timings.results[n], strict=True)]
+           for n in variants}  # fmt: skip
     summary = []
     for name in variants:
         row = {
@@ -272,36 +288,48 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
             "images": n_images,
             "median_s": timings.median(name),
             "images_per_s": n_images / timings.median(name),
-            "cpu_s": timings.median(name, "cpu"),
-            **threads[name],
-        }
+            "cpu_s": median(cpu[name]),
+            "helper_cpu_s": median(r.get("helper_cpu", 0.0) for r in timings.results[name]) if name != "bare" else 0.0,
+            **thread_settings(args, name),
+        }  # fmt: skip
         if name != "bare":  # = run_audit images/s ÷ bare images/s, per round, median (wall and CPU clocks)
             lo, hi = timings.ratio_range("bare", name)
             row |= {"ratio": timings.ratio("bare", name), "ratio_min": lo, "ratio_max": hi,
-                    "cpu_ratio": timings.ratio("bare", name, of=timings.of("cpu"))}  # fmt: skip
+                    "cpu_ratio": timings.ratio("bare", name, of=lambda n, r: cpu[n][r])}  # fmt: skip
         summary.append(row)
     main = "run_audit" if "run_audit" in variants else "run_audit_serial"
     ratio = next(r for r in summary if r["variant"] == main)
 
-    # overhead breakdown, ms per image (medians over rounds); parents include their indented children
-    rounds = timings.results[main]
+    # overhead breakdown, ms per image (medians over rounds); parents include their indented children.
+    # Spans run in this process only: in run_audit the finishing spans run in the helper and show as 0, so
+    # the serial variant's column gives their cost.
+    def column(name: str) -> dict[str, Any]:
+        rounds = timings.results.get(name)
+        if not rounds:
+            return {}
+        out = {}
+        for label, *_ in [*SPANS, *scorer_spans]:
+            vals = [r.get(label, 0.0) for r in rounds]
+            out[label] = (rounds[0].get(f"{label}#calls", 0), 1000 * median(vals) / n_images,
+                          100 * median(v / r["total"] for v, r in zip(vals, rounds, strict=True)))  # fmt: skip
+        mine = ("write_batch", "score_batch") if name == "run_audit_serial" else ()
+        rest = [r["total"] - sum(r.get(k, 0.0) for k in (*MAIN_TOP, *mine)) for r in rounds]
+        out["main: waiting for the helper, other"] = (1, 1000 * median(rest) / n_images,
+            100 * median(x / r["total"] for x, r in zip(rest, rounds, strict=True)))  # fmt: skip
+        return out
+
+    cols = {name: column(name) for name in ("run_audit", "run_audit_serial")}
     breakdown = []
-    for label, _, _, thread in [*SPANS, *scorer_spans]:
-        vals = [r.get(label, 0.0) for r in rounds]
-        calls = rounds[0].get(f"{label}#calls", 0)
-        breakdown.append({"span": label, "thread": thread if main == "run_audit" else "main", "calls": calls,
-                          "ms_per_image": 1000 * median(vals) / n_images,
-                          "pct_of_run_audit": 100 * median(v / r["total"] for v, r in zip(vals, rounds, strict=True))})  # fmt: skip
-    # what the main thread did outside its own spans: waiting for the finishing thread (and progress bars)
-    rest = [r["total"] - sum(r.get(k, 0.0) for k in MAIN_TOP) for r in rounds]
-    if main == "run_audit_serial":
-        rest = [
-            x - r.get("write_batch", 0.0) - r.get("score_batch", 0.0)
-            for x, r in zip(rest, rounds, strict=True)
-        ]
-    breakdown.append({"span": "main thread: waiting for the finishing thread, other", "thread": "main", "calls": 1,
-                      "ms_per_image": 1000 * median(rest) / n_images,
-                      "pct_of_run_audit": 100 * median(x / r["total"] for x, r in zip(rest, rounds, strict=True))})  # fmt: skip
+    for label, thread in [(lb, th) for lb, _, _, th in [*SPANS, *scorer_spans]] + [
+        ("main: waiting for the helper, other", "main")
+    ]:
+        row = {"span": label, "where (run_audit)": {"finish": "helper", "both": "both"}.get(thread, "main")}
+        for name, col in cols.items():
+            if col:
+                calls, ms, pct = col[label]
+                row |= {f"{name} calls": calls, f"{name} ms/image": ms, f"{name} %": pct}
+        breakdown.append(row)
+    rounds = timings.results[main]
     overhead = [r["total"] - b for r, b in zip(rounds, timings.rounds["bare"], strict=True)]
     return {
         "rows": summary,

@@ -87,11 +87,22 @@ def _helper_finish(
     return finish_batch(artifacts, sampled, warehouse, _MEMO if handoff else None)
 
 
-def _helper_start(parent: int) -> None:
-    """In the helper: its crash (fault injection) is the run's crash."""
+def _helper_start(parent: int, threads: int) -> None:
+    """In the helper: its crash (fault injection) is the run's crash; its onnxruntime scorers use the
+    cores the sampler leaves and do not busy-wait on them."""
     from pipelines import generate
+    from pipelines.scorers import nudenet_classifier
 
     generate.FAULT_ALSO_KILLS[:] = [parent]
+    nudenet_classifier.SESSION_DEFAULTS.update(threads=threads, allow_spinning=False)
+
+
+def helper_threads(device: str) -> int:
+    """CPU threads for the helper: the cores the sampler does not use (on a GPU it keeps one busy)."""
+    import torch
+
+    busy = torch.get_num_threads() if device == "cpu" else 1
+    return max(1, (os.cpu_count() or 1) - busy)
 
 
 def _helper_load(scorers: list[str]) -> None:
@@ -100,13 +111,12 @@ def _helper_load(scorers: list[str]) -> None:
         cached_scorer(name)
 
 
-def helper() -> ProcessPoolExecutor:
+def helper(threads: int) -> ProcessPoolExecutor:
     """This process's finishing helper, started on first use (spawned: no forked torch state)."""
     if not _HELPER:
         ctx = multiprocessing.get_context("spawn")
-        _HELPER.append(
-            ProcessPoolExecutor(1, mp_context=ctx, initializer=_helper_start, initargs=(os.getpid(),))
-        )
+        init = (os.getpid(), threads)
+        _HELPER.append(ProcessPoolExecutor(1, mp_context=ctx, initializer=_helper_start, initargs=init))
     return _HELPER[0]
 
 
@@ -148,7 +158,7 @@ def run_audit(
 
         order = generation_order(artifacts, run_id, plan["batch_ids"])
         if overlap:
-            pool = helper()
+            pool = helper(helper_threads(spec.model.device))
             try:
                 manifests = _overlapped(
                     order,

@@ -78,14 +78,23 @@ def resolve_pinned_model(
     return path, sha
 
 
+# What a process may set before its scorers load (``pipelines.runner``'s helper process does, so that
+# scoring leaves the sampler its cores): intra-op threads when a scorer asks for none, and whether idle
+# onnxruntime threads busy-wait for work. Neither changes a score (tested), only who gets the CPU.
+SESSION_DEFAULTS: dict[str, Any] = {"threads": None, "allow_spinning": True}
+
+
 def onnx_session(path: str | os.PathLike, threads: int | None = None):
     """An onnxruntime session on the best available provider, warnings silenced."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    threads = threads or SESSION_DEFAULTS["threads"]
     if threads:
         opts.intra_op_num_threads = int(threads)
+    if not SESSION_DEFAULTS["allow_spinning"]:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     preferred = [
         p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()
     ]

@@ -92,12 +92,19 @@ def test_bench_pipeline_quick(tmp_path):
     bench = _module("bench_pipeline")
     out = bench.main(["--quick", "--json", str(tmp_path / "p.json")])
     e2e = out["end_to_end"]
-    assert [r["variant"] for r in e2e["rows"]] == ["bare", "run_audit"]
-    assert all(_positive(r["images_per_s"]) for r in e2e["rows"])
-    assert _positive(e2e["ratio"])
+    rows = {r["variant"]: r for r in e2e["rows"]}
+    assert list(rows) == ["bare", "run_audit", "run_audit_serial"]
+    assert all(_positive(r["images_per_s"]) and _positive(r["cpu_s"]) for r in rows.values())
+    assert _positive(e2e["ratio"]) and e2e["variant"] == "run_audit"
+    assert _positive(rows["run_audit_serial"]["ratio"])
+    assert rows["run_audit"]["finish"] == "helper process" and _positive(rows["run_audit"]["helper_cpu_s"])
     spans = {r["span"]: r for r in e2e["breakdown"]}
-    for name in ("plan", "generate_batch", "  sample", "  png_encode", "score_batch", "load_run"):
-        assert _positive(spans[name]["ms_per_image"]), name
+    for name in ("plan", "sample_batch", "  sample", "write_batch", "  png_encode", "score_batch", "load_run"):
+        assert _positive(spans[name]["run_audit_serial ms/image"]), name
+    # overlapped: this process samples and loads; writing and scoring happen in the helper process
+    for name in ("sample_batch", "load_run"):
+        assert _positive(spans[name]["run_audit ms/image"]), name
+    assert spans["write_batch"]["run_audit calls"] == 0 and spans["score_batch"]["run_audit calls"] == 0
     per_image = {r["work"]: r["ms_per_image"] for r in out["per_image"]["rows"]}
     assert {"png_encode", "thumbnail_webp", "scorer:degenerate", "total"} <= set(per_image)
     assert all(_positive(v) for v in per_image.values())
