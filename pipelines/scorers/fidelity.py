@@ -7,8 +7,8 @@ one produce no rows. Images of different sizes produce rows with value None and 
 
 * ``ssim``: mean SSIM over the RGB channels, Wang et al. 2004 settings as in scikit-image's
   ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)``
-  (11x11 Gaussian window, K1 0.01, K2 0.03, 5-pixel border excluded), implemented with scipy and checked
-  against scikit-image in the tests. Images under 11 pixels on a side get None.
+  (11x11 Gaussian window, K1 0.01, K2 0.03, 5-pixel border excluded), implemented with OpenCV's separable
+  filter and checked against scikit-image and the earlier scipy implementation in the tests. Images under 11 pixels on a side get None.
 * ``psnr``: 10 log10(255^2 / MSE) in dB over all pixels and channels; identical images are capped at
   ``PSNR_CAP_DB`` (100 dB) with ``"capped": true`` in the details.
 * ``mse``: mean squared error in 8-bit units (0..65025).
@@ -47,9 +47,26 @@ SSIM_PARAMS = {
 }
 
 
+def _gaussian_taps() -> np.ndarray:
+    """scipy.ndimage's Gaussian for (sigma, truncate): radius int(truncate * sigma + 0.5), sum 1."""
+    radius = (SSIM_WIN - 1) // 2
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 / SSIM_SIGMA**2 * x * x)
+    return taps / taps.sum()
+
+
+SSIM_TAPS = _gaussian_taps()
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Mean SSIM of two same-shape H x W x C (or H x W) images on a 0..255 scale; None if too small."""
-    from scipy.ndimage import gaussian_filter
+    """Mean SSIM of two same-shape H x W x C (or H x W) images on a 0..255 scale; None if too small.
+
+    The five local moments (Wang et al. 2004, Eq. 14-16) come from OpenCV's separable filter on all
+    channels at once, in float64 with scipy's ``reflect`` border (OpenCV's BORDER_REFLECT): the same
+    filter as ``scipy.ndimage.gaussian_filter``, about 10x faster at 512² (the scipy version took 113 ms
+    an image); equal to it and to scikit-image within 1e-10 (tests).
+    """
+    import cv2
 
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
@@ -62,20 +79,17 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     c1 = (SSIM_K1 * DATA_RANGE) ** 2
     c2 = (SSIM_K2 * DATA_RANGE) ** 2
     pad = (SSIM_WIN - 1) // 2
-    vals = []
-    for ch in range(x.shape[2]):
-        xs, ys = x[..., ch], y[..., ch]
 
-        def f(img: np.ndarray) -> np.ndarray:
-            return gaussian_filter(img, sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")
+    def f(img: np.ndarray) -> np.ndarray:
+        out = cv2.sepFilter2D(img, cv2.CV_64F, SSIM_TAPS, SSIM_TAPS, borderType=cv2.BORDER_REFLECT)
+        return out.reshape(img.shape)  # OpenCV drops a single channel axis
 
-        ux, uy = f(xs), f(ys)
-        vx = f(xs * xs) - ux * ux
-        vy = f(ys * ys) - uy * uy
-        vxy = f(xs * ys) - ux * uy
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        vals.append(s[pad:-pad, pad:-pad].mean())
-    return float(np.mean(vals))
+    ux, uy = f(x), f(y)
+    vx = f(x * x) - ux * ux
+    vy = f(y * y) - uy * uy
+    vxy = f(x * y) - ux * uy
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(np.mean(s[pad:-pad, pad:-pad].mean(axis=(0, 1))))  # per channel, then over channels
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
