@@ -63,8 +63,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float | None:
 
     The five local moments (Wang et al. 2004, Eq. 14-16) come from OpenCV's separable filter on all
     channels at once, in float64 with scipy's ``reflect`` border (OpenCV's BORDER_REFLECT): the same
-    filter as ``scipy.ndimage.gaussian_filter``, about 10x faster at 512² (the scipy version took 113 ms
-    an image); equal to it and to scikit-image within 1e-10 (tests).
+    filter as ``scipy.ndimage.gaussian_filter``. About 25 ms at 512² against ~100 ms for the earlier
+    scipy version; equal to it within 1e-12 and to scikit-image within 1e-10 (tests).
     """
     import cv2
 
@@ -80,16 +80,31 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     c2 = (SSIM_K2 * DATA_RANGE) ** 2
     pad = (SSIM_WIN - 1) // 2
 
-    def f(img: np.ndarray) -> np.ndarray:
-        out = cv2.sepFilter2D(img, cv2.CV_64F, SSIM_TAPS, SSIM_TAPS, borderType=cv2.BORDER_REFLECT)
-        return out.reshape(img.shape)  # OpenCV drops a single channel axis
+    def f(img: np.ndarray) -> np.ndarray:  # a single channel comes back as H x W: all moments alike
+        return cv2.sepFilter2D(img, cv2.CV_64F, SSIM_TAPS, SSIM_TAPS, borderType=cv2.BORDER_REFLECT)
 
+    # Eq. 13 with the moments of Eq. 14-16, in place (temporaries, not the filter, were the cost):
+    # s = (2 ux uy + c1)(2 (sxy - ux uy) + c2) / ((ux² + uy² + c1)(sxx + syy - ux² - uy² + c2))
     ux, uy = f(x), f(y)
-    vx = f(x * x) - ux * ux
-    vy = f(y * y) - uy * uy
-    vxy = f(x * y) - ux * uy
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return float(np.mean(s[pad:-pad, pad:-pad].mean(axis=(0, 1))))  # per channel, then over channels
+    sxx = f(x * x)
+    sxx += f(y * y)
+    sxy = f(x * y)
+    num = ux * uy
+    sxy -= num
+    sxy *= 2
+    sxy += c2
+    num *= 2
+    num += c1
+    num *= sxy
+    ux *= ux
+    uy *= uy
+    ux += uy  # ux² + uy²
+    sxx -= ux
+    sxx += c2
+    ux += c1
+    ux *= sxx
+    num /= ux
+    return float(np.mean(num[pad:-pad, pad:-pad].mean(axis=(0, 1))))  # per channel, then over channels
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,7 +114,10 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
     """(PSNR in dB, capped?) on a 0..255 scale; identical images give (PSNR_CAP_DB, True)."""
-    m = mse(a, b)
+    return psnr_of_mse(mse(a, b))
+
+
+def psnr_of_mse(m: float) -> tuple[float, bool]:
     if m == 0.0:
         return PSNR_CAP_DB, True
     val = 10.0 * np.log10(DATA_RANGE**2 / m)
@@ -243,11 +261,12 @@ class FidelityScorer(Scorer):
             if s is None:
                 details["skipped"] = f"image smaller than the {SSIM_WIN}x{SSIM_WIN} window"
             rows.append(self.row(gid, "ssim", s, details))
-            p, capped = psnr(a, b)
+            m = mse(a, b)
+            p, capped = psnr_of_mse(m)
             rows.append(
                 self.row(gid, "psnr", p, {"capped": capped, "cap_db": PSNR_CAP_DB, "data_range": DATA_RANGE})
             )
-            rows.append(self.row(gid, "mse", mse(a, b), {"scale": "8-bit"}))
+            rows.append(self.row(gid, "mse", m, {"scale": "8-bit"}))
             if self.lpips_net is not None:
                 rows.append(self.row(gid, "lpips", self._lpips(a, b), {"net": "alex", "version": "0.1"}))
         return rows
