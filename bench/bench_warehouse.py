@@ -12,15 +12,23 @@ Synthetic data, generated with numpy / pyarrow (no Python loop over rows) into a
 * a *load file*: ``--load-rows`` score rows of new generations, written to parquet with zstd as the scorer
   stage writes ``scores.parquet``.
 
-Load (goal < 10 s), three variants timed round-robin, each on a fresh copy of a migrated warehouse:
-``load_empty``: the load path of ``pipelines/load.py`` for one batch of scores: open the writer (migrations,
-views), read the parquet, ``INSERT OR IGNORE INTO scores BY NAME SELECT * FROM <arrow table>`` in a
-transaction, checkpoint, close, publish the read snapshot — the phases are reported separately;
-``reload_same``: the same file again into the loaded warehouse (every row ignored: the idempotent re-run);
-``into_query_wh``: the same INSERT into the 10 M-row query warehouse, rolled back (insert only).
+Load (goal < 10 s): one run's worth of new images — ``--load-rows`` score rows (10 per image) with their
+``generations`` rows, a run and its prompts — the way ``pipelines/load.py`` loads a run: open the writer
+(migrations; views skipped when unchanged), read the parquet files, insert in a transaction (generations
+replaced by run, ``INSERT OR IGNORE`` for scores), then the writer's exit: **refresh the materialised tables**
+(``pipelines.warehouse.refresh``: incremental for this run's images), checkpoint, close, publish the read
+snapshot. The phases are reported separately. Three variants, round-robin, each on a fresh copy:
+``load_empty``: into an empty migrated warehouse; ``reload_same``: the same files again into the loaded
+warehouse (the idempotent re-run: nothing to refresh); ``into_query_wh``: into a copy of the 10 M-row query
+warehouse (the copy is made untimed before each round; skip with ``--skip-big-load``).
 
-Query (goal < 1 s): the read snapshot opened read-only as the dashboard does, then ``mart_tradeoff`` in full,
-for one rule (the dashboard's filter) and for one run and rule, round-robin.
+Query (goal < 1 s): the read snapshot opened with ``pipelines.warehouse.reader`` exactly as the dashboard
+and ``safeaudit sql`` open it, then ``mart_tradeoff`` in full, for one rule (the dashboard's filter), for one
+run and rule, and ``mart_runs`` (every dashboard page's sidebar), round-robin.
+
+What-if (``--parts whatif``): on a read-only connection to the snapshot, every name first computes from the
+base tables (``live_views``: the views as they were before materialisation), then the materialised tables are
+uncovered layer by layer, timing the one-rule query after each step.
 """
 
 from __future__ import annotations
@@ -156,8 +164,12 @@ def score_table(gen_ids: pa.Array, seed: int, batch_ids: pa.Array | None = None)
     )
 
 
-def query_dataset(n_generations: int, runs: int, images: int, seed: int = 0) -> dict[str, pa.Table]:
-    """runs, run_prompts and generations for ``n_generations`` images (runs × points × prompts × images)."""
+def query_dataset(
+    n_generations: int, runs: int, images: int, seed: int = 0, first_run: int = 0, gen_salt: int = 1
+) -> dict[str, pa.Table]:
+    """runs, run_prompts and generations for ``n_generations`` images (runs × points × prompts × images).
+
+    ``first_run`` / ``gen_salt`` give another data set disjoint run and generation ids (a new run to load)."""
     from pipelines.generate import GENERATION_SCHEMA
 
     rng = np.random.default_rng(seed)
@@ -169,18 +181,20 @@ def query_dataset(n_generations: int, runs: int, images: int, seed: int = 0) -> 
     point = (g // (prompts * images)) % n_points
     prompt = (g // images) % prompts
     image = g % images
-    run_ids = pa.array([f"synthetic-{r:012x}" for r in range(runs)], pa.string())
+    run_ids = pa.array([f"synthetic-{r + first_run:012x}" for r in range(runs)], pa.string())
     prompt_ids = hex_ids(np.arange(prompts), salt=7, width=16)
     prompt_text = join("a synthetic prompt number ", pa.array(np.arange(prompts)).cast(pa.string()))
     prompt_seed = rng.integers(0, 2**31 - images, size=prompts)
-    gen_ids = hex_ids(g, salt=1)
+    gen_ids = hex_ids(g, salt=gen_salt)
     base_index = g - point * (prompts * images)  # the same (run, prompt, image) under the baseline (point 0)
     methods = pa.array([m for m, _ in POINTS], pa.string())
     levels = pa.array([lvl for _, lvl in POINTS], pa.string())
     batch_size = 16
     batch_ids = join(
         methods.take(pa.array(point)), "-", levels.take(pa.array(point)), "-",
-        pa.array(run * 10_000_000 + point * 100_000 + (prompt * images + image) // batch_size).cast(pa.string()),
+        pa.array((run + first_run) * 10_000_000 + point * 100_000 + (prompt * images + image) // batch_size).cast(
+            pa.string()
+        ),
     )  # fmt: skip
     run_col = run_ids.take(pa.array(run))
     is_base = point == 0
@@ -296,11 +310,34 @@ def build_query_warehouse(
 
 
 # -- load ---------------------------------------------------------------------------------------------------
-def load_scores(warehouse: Path, parquet: Path, phases: dict[str, float], publish: bool = True) -> int:
-    """One batch's scores the way ``pipelines/load.py`` loads them, with each phase's seconds in ``phases``."""
+LOAD_TABLES = ("runs", "run_prompts", "generations", "scores")
+
+
+def write_load_files(tmp: Path, load_rows: int, first_run: int) -> tuple[dict[str, Path], int]:
+    """One new run: ``load_rows`` score rows for ``load_rows / 10`` generations, as parquet (zstd)."""
+    data = query_dataset(
+        load_rows // len(METRICS), runs=1, images=5, seed=7, first_run=first_run, gen_salt=99
+    )
+    gens = data["generations"]
+    data["scores"] = score_table(
+        gens.column("generation_id").combine_chunks(),
+        seed=123,
+        batch_ids=gens.column("batch_id").combine_chunks(),
+    )
+    files = {}
+    for name in LOAD_TABLES:
+        files[name] = tmp / f"load_{name}.parquet"
+        pq.write_table(data[name], files[name], compression="zstd")
+    return files, data["scores"].num_rows
+
+
+def load_run_files(
+    warehouse: Path, files: dict[str, Path], phases: dict[str, float], publish: bool = True
+) -> int:
+    """A run's files loaded the way ``pipelines/load.py`` + ``writer()`` do, each phase's seconds in ``phases``."""
     import duckdb
 
-    from pipelines.warehouse import create_views, migrate, publish_snapshot
+    from pipelines.warehouse import create_views, migrate, publish_snapshot, refresh
 
     t0 = t = time.perf_counter()
     con = duckdb.connect(str(warehouse))  # what pipelines.warehouse.writer does on entry
@@ -308,17 +345,26 @@ def load_scores(warehouse: Path, parquet: Path, phases: dict[str, float], publis
     create_views(con)
     phases["open_migrate_views"] = time.perf_counter() - t
     t = time.perf_counter()
-    scores = pq.read_table(parquet)
+    tables = {name: pq.read_table(path) for name, path in files.items()}
     phases["read_parquet"] = time.perf_counter() - t
     t = time.perf_counter()
+    run_ids = tables["runs"].column("run_id").to_pylist()
     con.execute("BEGIN TRANSACTION")
-    con.register("incoming_scores", scores)
+    for name in ("runs", "run_prompts", "generations"):  # the loader replaces a run's rows (by run and batch)
+        con.execute(f"DELETE FROM {name} WHERE list_contains(?, run_id)", [run_ids])  # noqa: S608 - fixed names
+        con.register("incoming", tables[name])
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")  # noqa: S608
+        con.unregister("incoming")
+    con.register("incoming_scores", tables["scores"])
     before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
     con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
     added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
     con.unregister("incoming_scores")
     con.execute("COMMIT")
     phases["insert_commit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    refresh(con)  # what writer() does on exit
+    phases["refresh"] = time.perf_counter() - t
     t = time.perf_counter()
     con.execute("CHECKPOINT")
     con.close()
@@ -331,78 +377,67 @@ def load_scores(warehouse: Path, parquet: Path, phases: dict[str, float], publis
     return added
 
 
-def insert_rolled_back(warehouse: Path, parquet: Path) -> float:
-    import duckdb
-
-    con = duckdb.connect(str(warehouse))
-    try:
-        scores = pq.read_table(parquet)
-        t = time.perf_counter()
-        con.execute("BEGIN TRANSACTION")
-        con.register("incoming_scores", scores)
-        con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
-        elapsed = time.perf_counter() - t
-        con.execute("ROLLBACK")
-    finally:
-        con.close()
-    return elapsed
-
-
 def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
     from pipelines.warehouse import writer
 
     t0 = time.perf_counter()
-    n_gen = args.load_rows // len(METRICS)
-    gen_ids = hex_ids(np.arange(n_gen), salt=99)  # not in the query warehouse: all new
-    table = score_table(gen_ids, seed=123)
-    parquet = tmp / "scores_load.parquet"
-    pq.write_table(table, parquet, compression="zstd")
+    files, n_rows = write_load_files(tmp, args.load_rows, first_run=args.runs)
     gen_s = time.perf_counter() - t0
 
     template = tmp / "template.duckdb"
+    template.unlink(missing_ok=True)
     with writer(template, publish=False):
-        pass  # migrated, views created, empty
+        pass  # migrated, views and (empty) tables created
     empty = tmp / "load_empty.duckdb"
     loaded = tmp / "load_loaded.duckdb"
+    big = tmp / "load_big.duckdb"
     shutil.copyfile(template, loaded)
-    load_scores(loaded, parquet, {}, publish=False)  # holds the file's rows: the re-load target
+    load_run_files(loaded, files, {}, publish=False)  # holds the files' rows: the re-load target
 
-    phases: dict[str, list[dict[str, float]]] = {"load_empty": [], "reload_same": []}
+    variants = ["load_empty", "reload_same"]
+    if query_wh is not None and not args.skip_big_load:
+        variants.append("into_query_wh")
+    phases: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     added: dict[str, int] = {}
+    target = {"load_empty": empty, "reload_same": loaded, "into_query_wh": big}
 
-    def fresh(name: str) -> None:
+    def fresh(name: str) -> None:  # untimed: a new copy of the starting warehouse
         if name == "load_empty":
             shutil.copyfile(template, empty)
-            for p in (empty.with_name(empty.stem + ".snapshot.duckdb"),):
-                p.unlink(missing_ok=True)
+        elif name == "into_query_wh":
+            shutil.copyfile(query_wh, big)
+        snapshot = target[name].with_name(target[name].stem + ".snapshot.duckdb")
+        snapshot.unlink(missing_ok=True)
 
-    def run(name: str, target: Path) -> None:
+    def run(name: str) -> None:
         ph: dict[str, float] = {}
-        added[name] = load_scores(target, parquet, ph)
+        added[name] = load_run_files(target[name], files, ph)
         phases[name].append(ph)
 
-    variants = {
-        "load_empty": lambda: run("load_empty", empty),
-        "reload_same": lambda: run("reload_same", loaded),
-    }
-    if query_wh is not None and not args.skip_rollback:
-        variants["into_query_wh"] = lambda: insert_rolled_back(query_wh, parquet)
-    timings = interleaved(variants, repeats=args.repeats, warmup=0, before=fresh)
+    timings = interleaved(
+        {v: (lambda v=v: run(v)) for v in variants}, repeats=args.repeats, warmup=0, before=fresh
+    )
+    for v in ("load_empty", "into_query_wh"):
+        for p in (target[v], target[v].with_name(target[v].stem + ".snapshot.duckdb")):
+            p.unlink(missing_ok=True)  # 2+ GB each
     rows = []
     for name in variants:
         row: dict[str, Any] = {
             "variant": name,
-            "rows": table.num_rows,
+            "rows": n_rows,
             "median_s": timings.median(name),
             "cpu_s": timings.median(name, "cpu"),  # all DuckDB threads
         }
-        if name in phases and phases[name]:
-            for k in phases[name][0]:
-                row[k] = float(np.median([p[k] for p in phases[name]]))
-            row["rows_added"] = added[name]
+        for k in phases[name][0]:
+            row[k] = float(np.median([p[k] for p in phases[name]]))
+        row["rows_added"] = added[name]
         row["goal_met"] = timings.median(name) < 10.0
         rows.append(row)
-    return {"rows": rows, "generate_parquet_s": gen_s, "parquet_mb": parquet.stat().st_size / 2**20}
+    return {
+        "rows": rows,
+        "generate_parquet_s": gen_s,
+        "parquet_mb": sum(f.stat().st_size for f in files.values()) / 2**20,
+    }
 
 
 # -- query ----------------------------------------------------------------------------------------------------
@@ -419,6 +454,7 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
                 "SELECT * FROM mart_tradeoff WHERE run_id = ? AND rule = ?",
                 [run_id, "nudenet_i2p"],
             ),
+            "mart_runs": ("SELECT * FROM mart_runs ORDER BY planned_at, run_id", []),
         }
         if args.quick:
             queries.pop("all_rules")
@@ -476,44 +512,35 @@ def profile_query(query_wh: Path, out: Path, top: int = 12) -> dict[str, Any]:
     }
 
 
-# -- what-if: the fixes the query needs, tried on the read snapshot without touching it ---------------------------
+# -- what-if: the same query with the views as they were, then the tables uncovered layer by layer ------------
 WHATIF_STEPS = [
-    # (label, temp table, the view it stands in for): each step keeps the previous ones
-    ("latest scores as a table", "w_scores", "stg_scores"),
-    ("+ per-image flags, baseline pairs and prompt roles as tables", "w_flags", "int_generation_flags"),
-    (None, "w_pairs", "int_baseline_pairs"),
-    (None, "w_prompts", "int_generation_prompts"),
-    ("+ mart_tradeoff itself as a table", "w_mart", "mart_tradeoff"),
+    # (label, the materialised tables whose temp view is dropped at this step); each step keeps the previous
+    ("views as they were (every name computed from the base tables)", ()),
+    ("latest scores (stg_scores) as a table", ("stg_scores",)),
+    (
+        "+ int_generation_flags, int_baseline_pairs, int_generation_prompts as tables",
+        ("int_generation_flags", "int_baseline_pairs", "int_generation_prompts"),
+    ),
+    ("+ mart_tradeoff itself as a table (what readers get)", ("mart_tradeoff",)),
 ]
 
 
 def bench_whatif(query_wh: Path, args) -> dict[str, Any]:
-    """Materialise the layers under ``mart_tradeoff`` one after another as TEMP tables on a read-only connection
-    to the snapshot, shadowing the views of the same name (DuckDB resolves a view's names at query time, temp
-    objects first), and time the one-rule query after each step. One round: these are estimates for a fix."""
-    from pipelines.warehouse import reader
+    """``live_views`` shadows every table with its view logic on a read-only connection to the snapshot; each
+    step drops the shadows of some layers so their names read the materialised tables again. One round."""
+    from pipelines.warehouse import live_views, reader
 
     con = reader(query_wh)
     sql, params = "SELECT * FROM mart_tradeoff WHERE rule = ?", ["nudenet_i2p"]
     rows = []
     try:
-        t = time.perf_counter()
-        n = len(con.execute(sql, params).fetchall())
-        rows.append(
-            {"step": "views as they are", "refresh_s": 0.0, "query_s": time.perf_counter() - t, "rows": n}
-        )
-        refresh = 0.0
-        for label, table, view in WHATIF_STEPS:
-            t = time.perf_counter()
-            con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{view}")  # noqa: S608 - fixed names
-            con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM {table}")  # noqa: S608
-            refresh += time.perf_counter() - t
-            if label is None:
-                continue
+        live_views(con)
+        for label, tables in WHATIF_STEPS:
+            for table in tables:
+                con.execute(f"DROP VIEW temp.main.{table}")  # noqa: S608 - fixed names
             t = time.perf_counter()
             n = len(con.execute(sql, params).fetchall())
-            rows.append({"step": label, "refresh_s": refresh, "query_s": time.perf_counter() - t, "rows": n})
-            refresh = 0.0
+            rows.append({"step": label, "query_s": time.perf_counter() - t, "rows": n})
     finally:
         con.close()
     for r in rows:
@@ -531,7 +558,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--chunk", type=int, default=2_000_000, help="score rows per INSERT while building")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="load,query", help="comma list: load,query,profile,whatif")
-    ap.add_argument("--skip-rollback", action="store_true", help="skip the insert into the query warehouse")
+    ap.add_argument("--skip-big-load", action="store_true", help="skip the load into the query warehouse")
     ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument("--quick", action="store_true", help="20 k load rows, 50 k query rows, 1 round")
@@ -557,7 +584,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         query_wh = None
         if {"query", "profile", "whatif"} & set(args.parts) or (
-            "load" in args.parts and not args.skip_rollback
+            "load" in args.parts and not args.skip_big_load
         ):
             query_wh = tmp / "query.duckdb"
             if not query_wh.exists() or not (tmp / "query.snapshot.duckdb").exists():
