@@ -432,6 +432,19 @@ def bench_per_image(args) -> dict[str, Any]:
             print(f"per-image: scorer {name} unavailable ({type(exc).__name__}: {exc})")
             continue
         variants[f"scorer:{name}"] = lambda s=scorer: s.score(inputs)
+        if name == "nudenet":  # as run_audit's helper process builds it: the cores the sampler leaves
+            from pipelines.runner import helper_threads
+            from pipelines.scorers import nudenet_classifier
+
+            saved = dict(nudenet_classifier.SESSION_DEFAULTS)
+            threads = helper_threads(args.device)
+            nudenet_classifier.SESSION_DEFAULTS.update(threads=threads, allow_spinning=False)
+            try:
+                helper_scorer = get_scorer(name)
+            finally:
+                nudenet_classifier.SESSION_DEFAULTS.update(saved)
+            label = f"scorer:nudenet (helper: {threads} thread(s), no spinning)"
+            variants[label] = lambda s=helper_scorer: s.score(inputs)
     timings = interleaved(variants, repeats=args.repeats, warmup=1)
     rows = [
         {"work": k, "size": f"{size}x{size}", "ms_per_image": 1000 * timings.median(k) / n} for k in variants
