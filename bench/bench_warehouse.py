@@ -363,8 +363,10 @@ def load_run_files(
     con.execute("COMMIT")
     phases["insert_commit"] = time.perf_counter() - t
     t = time.perf_counter()
-    refresh(con)  # what writer() does on exit
+    changes = refresh(con)  # what writer() does on exit
     phases["refresh"] = time.perf_counter() - t
+    for step, seconds in changes.seconds.items():
+        phases[f"refresh.{step}"] = seconds
     t = time.perf_counter()
     con.execute("CHECKPOINT")
     con.close()
@@ -428,8 +430,8 @@ def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
             "median_s": timings.median(name),
             "cpu_s": timings.median(name, "cpu"),  # all DuckDB threads
         }
-        for k in phases[name][0]:
-            row[k] = float(np.median([p[k] for p in phases[name]]))
+        for k in dict.fromkeys(k for p in phases[name] for k in p):
+            row[k] = float(np.median([p.get(k, 0.0) for p in phases[name]]))
         row["rows_added"] = added[name]
         row["goal_met"] = timings.median(name) < 10.0
         rows.append(row)
@@ -598,7 +600,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(
                 f"## load {args.load_rows:,} score rows (parquet {res['parquet_mb']:.1f} MB, generated in {res['generate_parquet_s']:.1f} s)\n"
             )
-            print(markdown_table(res["rows"]) + "\n")
+            print(markdown_table([{k: v for k, v in r.items() if "." not in k} for r in res["rows"]]) + "\n")
+            print("refresh steps (seconds):\n")
+            steps = [
+                {"variant": r["variant"]} | {k[8:]: v for k, v in r.items() if k.startswith("refresh.")}
+                for r in res["rows"]
+            ]
+            print(markdown_table(steps) + "\n")
         if "query" in args.parts:
             res = results["query"] = bench_query(query_wh, args, results["query_warehouse"])
             print(

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -258,27 +258,43 @@ def _rules_state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     ).fetchall()[0]
 
 
-def _record_state(con: duckdb.DuckDBPyConnection) -> None:
-    """Remember the base tables as the materialised tables now reflect them (inside the caller's transaction)."""
-    con.execute(f"DELETE FROM {META}.run_signatures")
-    con.execute(f"INSERT INTO {META}.run_signatures {_run_signatures_sql(con)}")  # noqa: S608
-    con.execute(f"DELETE FROM {META}.run_generations")
-    con.execute(f"INSERT INTO {META}.run_generations SELECT run_id, generation_id FROM stg_generations")
-    n, sig, next_rowid = _scores_state(con)
-    rules_n, rules_sig = _rules_state(con)
-    con.execute(f"DELETE FROM {META}.table_state")
-    con.execute(
-        f"INSERT INTO {META}.table_state VALUES ('scores', ?, ?, ?), ('stg_unsafe_rules', ?, ?, NULL)",
-        [n, sig, next_rowid, rules_n, rules_sig],
-    )
-
-
 @dataclass
 class Changes:
     full: bool
     runs: int = 0
     generations: int = 0
     reason: str = ""
+    scores_now: tuple[int, int, int] | None = None  # (rows, hash sum, next rowid) measured by _changes
+    seconds: dict[str, float] = field(default_factory=dict)  # per step: detect, each table, record_state
+
+
+def _record_state(con: duckdb.DuckDBPyConnection, changes: Changes | None = None) -> None:
+    """Remember the base tables as the materialised tables now reflect them (inside the caller's transaction).
+
+    After an incremental refresh, ``changes`` carries what ``_changes`` already measured (the state of
+    ``scores``, this moment's run signatures in ``temp.run_signatures_now``), so nothing is scanned twice and
+    only the changed runs' generation lists are rewritten."""
+    con.execute(f"DELETE FROM {META}.run_signatures")
+    if changes is not None and changes.scores_now is not None:
+        con.execute(f"INSERT INTO {META}.run_signatures SELECT * FROM temp.run_signatures_now")
+        changed = "SELECT run_id FROM temp.changed_sources WHERE source = 'stg_generations'"
+        con.execute(f"DELETE FROM {META}.run_generations WHERE run_id IN ({changed})")  # noqa: S608
+        con.execute(
+            f"INSERT INTO {META}.run_generations SELECT run_id, generation_id FROM stg_generations "  # noqa: S608
+            f"WHERE run_id IN ({changed})"
+        )
+        n, sig, next_rowid = changes.scores_now
+    else:
+        con.execute(f"INSERT INTO {META}.run_signatures {_run_signatures_sql(con)}")  # noqa: S608
+        con.execute(f"DELETE FROM {META}.run_generations")
+        con.execute(f"INSERT INTO {META}.run_generations SELECT run_id, generation_id FROM stg_generations")
+        n, sig, next_rowid = _scores_state(con)
+    rules_n, rules_sig = _rules_state(con)
+    con.execute(f"DELETE FROM {META}.table_state")
+    con.execute(
+        f"INSERT INTO {META}.table_state VALUES ('scores', ?, ?, ?), ('stg_unsafe_rules', ?, ?, NULL)",
+        [n, sig, next_rowid, rules_n, rules_sig],
+    )
 
 
 def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
@@ -301,7 +317,7 @@ def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
     if _rules_state(con) != state["stg_unsafe_rules"][:2]:
         return Changes(full=True, reason="unsafe rules changed")
     old_n, old_sig, watermark = state["scores"]
-    n, sig, _ = _scores_state(con)
+    n, sig, next_rowid = _scores_state(con)
     new_n, new_sig = con.execute(
         f"SELECT count(*), coalesce(sum({_row_hash(con, 'scores')}), 0) FROM scores WHERE rowid >= ?",  # noqa: S608
         [watermark],
@@ -337,7 +353,7 @@ def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
     )
     runs = con.execute("SELECT count(*) FROM temp.refresh_runs").fetchall()[0][0]
     gens = con.execute("SELECT count(*) FROM temp.refresh_generations").fetchall()[0][0]
-    return Changes(full=False, runs=runs, generations=gens)
+    return Changes(full=False, runs=runs, generations=gens, scores_now=(n, sig, next_rowid))
 
 
 def _refresh_one(con: duckdb.DuckDBPyConnection, d: ViewDef, db: str) -> None:
@@ -372,14 +388,19 @@ def refresh(con: duckdb.DuckDBPyConnection, full: bool = False) -> Changes:
     con.execute("BEGIN TRANSACTION")
     try:
         changes = Changes(full=True, reason="asked") if full else _changes(con)
+        changes.seconds["detect"] = time.perf_counter() - t0
         if changes.full or changes.runs or changes.generations:
             for d in materialized():
+                t = time.perf_counter()
                 if changes.full:
                     con.execute(f"DELETE FROM {d.name}")  # noqa: S608
                     con.execute(f"INSERT INTO {d.name} SELECT * FROM (\n{d.select})")  # noqa: S608
                 else:
                     _refresh_one(con, d, db)
-            _record_state(con)
+                changes.seconds[d.name] = time.perf_counter() - t
+            t = time.perf_counter()
+            _record_state(con, None if changes.full else changes)
+            changes.seconds["record_state"] = time.perf_counter() - t
             con.execute(
                 f"INSERT INTO {META}.refresh_log VALUES (?, ?, ?, ?, ?)",
                 [
