@@ -27,19 +27,22 @@ WITH points AS (
     FROM stg_generations
     GROUP BY ALL
 ),
-per_prompt AS (  -- one row per (method point, rule, prompt, side); an image counts once per prompt
+prompt_images AS (  -- an image counts once per (prompt, side), however many prompt sets hold its prompt
+    SELECT DISTINCT
+        run_id, method, method_label, level, knob, prompt_role = 'unsafe' AS unsafe_side, prompt_key, generation_id
+    FROM int_generation_prompts
+),
+per_prompt AS (  -- one row per (method point, rule, prompt, side); flags are one row per (image, rule), so
+                 -- count(*) counts distinct images
     SELECT
-        gp.run_id, gp.method, gp.method_label, gp.level, gp.knob, f.rule,
-        gp.prompt_role = 'unsafe'                             AS unsafe_side,
-        gp.prompt_key,
+        i.run_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side, i.prompt_key,
         any_value(f.rule_version)                             AS rule_version,
-        count(DISTINCT gp.generation_id)                      AS n_images,
-        count(DISTINCT gp.generation_id) FILTER (WHERE f.is_unsafe IS NOT NULL) AS n_scored,
-        count(DISTINCT gp.generation_id) FILTER (WHERE f.is_unsafe) AS n_unsafe
-    FROM int_generation_prompts gp
-    JOIN int_generation_flags f ON f.generation_id = gp.generation_id
-    GROUP BY gp.run_id, gp.method, gp.method_label, gp.level, gp.knob, f.rule, gp.prompt_role = 'unsafe',
-             gp.prompt_key
+        count(*)                                              AS n_images,
+        count(*) FILTER (WHERE f.is_unsafe IS NOT NULL)       AS n_scored,
+        count(*) FILTER (WHERE f.is_unsafe)                   AS n_unsafe
+    FROM prompt_images i
+    JOIN int_generation_flags f ON f.generation_id = i.generation_id
+    GROUP BY i.run_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side, i.prompt_key
 ),
 flag_stats AS (
     SELECT
