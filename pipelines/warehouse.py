@@ -351,20 +351,44 @@ def _changes(con: duckdb.DuckDBPyConnection) -> Changes:
         WHERE generation_id IN (SELECT generation_id FROM temp.refresh_generations)
            OR baseline_generation_id IN (SELECT generation_id FROM temp.refresh_generations)"""
     )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE refresh_run_images AS
+        SELECT generation_id FROM stg_generations WHERE run_id IN (SELECT run_id FROM temp.refresh_runs)
+        UNION
+        SELECT baseline_generation_id FROM stg_generations
+        WHERE run_id IN (SELECT run_id FROM temp.refresh_runs) AND baseline_generation_id IS NOT NULL"""
+    )
     runs = con.execute("SELECT count(*) FROM temp.refresh_runs").fetchall()[0][0]
     gens = con.execute("SELECT count(*) FROM temp.refresh_generations").fetchall()[0][0]
     return Changes(full=False, runs=runs, generations=gens, scores_now=(n, sig, next_rowid))
 
 
+def _columns(con: duckdb.DuckDBPyConnection, db: str, name: str) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_schema = 'main' "
+            "AND table_name = ?",
+            [db, name],
+        ).fetchall()
+    }
+
+
 def _refresh_one(con: duckdb.DuckDBPyConnection, d: ViewDef, db: str) -> None:
     keys = f"SELECT {d.key} FROM temp.refresh_{d.key.removesuffix('_id')}s"
     # Narrowing: while this table is recomputed, each narrowed input is seen only for the refreshed keys
-    # (temp views shadow main objects of the same name, also inside the views the SELECT reads). Sound
-    # because the file states that a key's rows depend only on input rows of the same key.
+    # (temp views shadow main objects of the same name, also inside the views the SELECT reads): by the key
+    # when the input has that column, else (a run-keyed table reading per-image rows) by the images of the
+    # refreshed runs and their baselines. Sound because the file states that a key's rows depend only on
+    # those input rows.
     for name in d.narrowed:
-        con.execute(
-            f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{db}".main.{name} WHERE {d.key} IN ({keys})'  # noqa: S608
-        )
+        if d.key in _columns(con, db, name):
+            where = f"{d.key} IN ({keys})"
+        elif d.key == "run_id" and "generation_id" in _columns(con, db, name):
+            where = "generation_id IN (SELECT generation_id FROM temp.refresh_run_images)"
+        else:
+            raise WarehouseError(f"{d.path}: cannot narrow {name} by {d.key}")
+        con.execute(f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{db}".main.{name} WHERE {where}')  # noqa: S608
     try:
         con.execute(f'DELETE FROM "{db}".main.{d.name} WHERE {d.key} IN ({keys})')  # noqa: S608
         con.execute(
@@ -416,7 +440,13 @@ def refresh(con: duckdb.DuckDBPyConnection, full: bool = False) -> Changes:
         con.execute("ROLLBACK")
         raise
     finally:
-        for t in ("run_signatures_now", "changed_sources", "refresh_runs", "refresh_generations"):
+        for t in (
+            "run_signatures_now",
+            "changed_sources",
+            "refresh_runs",
+            "refresh_generations",
+            "refresh_run_images",
+        ):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{t}")
     return changes
 

@@ -9,7 +9,7 @@
 -- The fidelity scorer compares against the baseline image itself, so ssim / psnr are read from the
 -- generation's own score rows; CLIP score and toy fidelity are read on both sides.
 --
--- materialized: table refreshed by run_id (narrowed inputs: stg_generations)
+-- materialized: table refreshed by run_id (narrowed inputs: stg_generations, stg_scores)
 -- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
 -- A run's rows depend on that run's generations and the quality scores of those images and their
 -- baselines (a run holding a re-scored image or baseline is refreshed).

@@ -4,7 +4,7 @@
 -- time of images generated in this run. Both are booked as gpu_s when the run's device is CUDA, else as
 -- cpu_s. Validation columns summarise each expectation's latest result.
 --
--- materialized: table refreshed by run_id (narrowed inputs: stg_runs, stg_generations, stg_batches, stg_validations)
+-- materialized: table refreshed by run_id (narrowed inputs: stg_runs, stg_generations, stg_batches, stg_validations, stg_scores)
 -- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
 -- A run's row depends only on that run's rows and the score rows of its images.
 CREATE OR REPLACE VIEW mart_runs AS

@@ -14,7 +14,7 @@
 -- Written so that a filter on rule reaches int_generation_flags (one pass over the flags, the rule a
 -- grouping key, Pareto by window functions instead of a correlated self-reference).
 --
--- materialized: table refreshed by run_id (narrowed inputs: stg_generations, int_generation_prompts, int_baseline_pairs)
+-- materialized: table refreshed by run_id (narrowed inputs: stg_generations, int_generation_prompts, int_baseline_pairs, int_generation_flags)
 -- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
 -- A run's rows depend only on that run's images, their flags and their baseline pairs.
 CREATE OR REPLACE VIEW mart_tradeoff AS
