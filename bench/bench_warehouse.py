@@ -460,6 +460,12 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
             ),
             "mart_runs": ("SELECT * FROM mart_runs ORDER BY planned_at, run_id", []),
         }
+        # the dashboard's other marts for one run and rule: still views, over the tables above
+        for mart in ("mart_safety", "mart_categories", "mart_overcensorship", "mart_threshold_sweep"):
+            queries[f"{mart} (view)"] = (
+                f"SELECT * FROM {mart} WHERE run_id = ? AND rule = ?",  # noqa: S608 - fixed names
+                [run_id, "nudenet_i2p"],
+            )
         if args.quick:
             queries.pop("all_rules")
         n_rows: dict[str, int] = {}
