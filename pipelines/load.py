@@ -2,6 +2,8 @@
 
 Loading replaces a batch's rows by batch id (generations) and adds scores that are not there yet, so
 loading twice changes nothing. A batch without ``manifest.json`` is not finished and is left for later.
+When the writer closes it refreshes the materialised tables (``mart_tradeoff`` and the layers under it) for
+the images and runs that changed, then publishes the read snapshot (``pipelines.warehouse``).
 """
 
 from __future__ import annotations
