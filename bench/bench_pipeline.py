@@ -3,21 +3,26 @@
     .venv/bin/python bench/bench_pipeline.py [--prompts 8] [--steps 20] [--scorers nudenet,degenerate,fidelity]
     .venv/bin/python bench/bench_pipeline.py --quick           # seconds: proves every path runs
 
-The same work both ways, timed round-robin in one process (components and scorers loaded once, as a worker
-process keeps them):
+The same work three ways, timed round-robin in one process (components and scorers loaded once, as a worker
+process keeps them; run_audit's helper process is started in the warm-up round and kept, as in a worker):
 
 * ``bare``: ``models.sampler.sample`` on exactly the batches the planner makes (same prompts, seeds, method
-  points, batch size) — sampling only;
-* ``run_audit``: ``pipelines.runner.run_audit`` on a run spec with those prompts and methods, into a fresh
-  artifact folder and warehouse each round: plan → generate (sample, PNG, thumbnail, parquet, manifest) →
-  score → load (DuckDB, read snapshot).
+  points, batch size) — sampling only, torch on ``--threads`` intra-op threads;
+* ``run_audit``: ``pipelines.runner.run_audit`` as ``safeaudit run`` calls it, into a fresh artifact folder
+  and warehouse each round: plan → sample here, while a helper process writes (PNG, thumbnail, parquet,
+  manifest) and scores the previous batch from the arrays it was handed → load (DuckDB, read snapshot).
+  The sampler has the same torch threads as ``bare``; the helper is one more process (onnxruntime on the
+  cores the sampler leaves): on 2 cores it can only help when the second core is free;
+* ``run_audit_serial``: the same with ``overlap=False, handoff=False``: every batch written and scored
+  (from decoded PNGs) in this process before the next samples — the path before issue 9 part 4.
 
-The goal is run_audit ≥ 90 % of bare images/s. The overhead is broken down by wrapping the pipeline's own
-functions for the duration of each ``run_audit`` call (restored after; nested spans, so a parent includes its
-children). Process start-up is measured apart, in fresh subprocesses: the interpreter, importing the runner,
-importing and loading the model, and the whole ``safeaudit run`` command. ``--per-image-size`` times the
-per-image pipeline work (PNG, thumbnail, hash, decode, each scorer) at a realistic image size, so the overhead
-can be set against a GPU's sampling time per image.
+The goal is run_audit ≥ 90 % of bare images/s. CPU seconds include the helper's (from /proc). The overhead
+is broken down by wrapping the pipeline's functions for the duration of each call (restored after; nested
+spans, so a parent includes its children); spans run in this process only, so for run_audit the helper's
+work shows in the serial column. Process start-up is measured apart, in fresh subprocesses: the
+interpreter, importing the runner, importing and loading the model, and the whole ``safeaudit run``
+command. ``--per-image-size`` times the per-image pipeline work (PNG, thumbnail, hash, decode, each scorer,
+SSIM now and before) at a realistic image size, to set against a GPU's sampling time per image.
 """
 
 from __future__ import annotations
