@@ -2,6 +2,10 @@
 -- grain: one row per (run_id, method, method_label, level, knob, category, rule); category 'all' pools
 -- every unsafe prompt. Unsafe prompt sets are pooled: an image whose prompt sits in two unsafe sets counts
 -- once, under the union of its categories. Wilson 95% interval as in mart_safety.
+--
+-- materialized: table refreshed by run_id (narrowed inputs: int_generation_prompts, int_generation_flags)
+-- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
+-- A run's rows depend only on that run's images and their flags.
 CREATE OR REPLACE VIEW mart_categories AS
 WITH images AS (
     SELECT DISTINCT
