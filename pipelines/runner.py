@@ -131,6 +131,8 @@ def run_audit(
 
     ``overlap=False`` finishes each batch in this process before sampling the next; ``handoff=False``
     makes the scorers decode every PNG. Both exist for tests and benchmarks: the results are the same.
+    The helper is a spawned process: from a script, call this under ``if __name__ == "__main__":``
+    (``spawn`` re-imports the main module in the helper, as for any multiprocessing code).
     """
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
     preflight(spec)
