@@ -42,10 +42,9 @@ from pipelines.runspec import RunSpec, load_spec
 from pipelines.score import cached_scorer, score_batch
 from pipelines.storage import ImageMemo, Store
 
-_MEMO = (
-    ImageMemo()
-)  # in the helper process: images it wrote, for the scorers (also baselines of later batches)
-_HELPER: list[ProcessPoolExecutor] = []
+# In the helper process: the images it wrote, for its scorers (and as baselines of later batches).
+_MEMO = ImageMemo()
+_HELPER: list[ProcessPoolExecutor] = []  # this process's helper, once started
 
 
 def preflight(spec: RunSpec) -> None:
@@ -112,7 +111,8 @@ def _helper_load(scorers: list[str]) -> None:
 
 
 def helper(threads: int) -> ProcessPoolExecutor:
-    """This process's finishing helper, started on first use (spawned: no forked torch state)."""
+    """This process's finishing helper, started on first use with ``threads`` for its onnxruntime
+    scorers, then kept (spawned, so it inherits no forked torch state)."""
     if not _HELPER:
         ctx = multiprocessing.get_context("spawn")
         init = (os.getpid(), threads)
