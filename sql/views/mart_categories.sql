@@ -14,17 +14,34 @@ WITH images AS (
     FROM int_generation_prompts
     WHERE prompt_role = 'unsafe'
 ),
-counts AS (
+prompts AS (  -- rule-independent: int_generation_flags has a row for every image and every rule
+    SELECT run_id, method, method_label, level, knob, is_baseline, category, count(DISTINCT prompt_key) AS n_prompts
+    FROM images
+    GROUP BY ALL
+),
+image_categories AS (  -- an image counts once per category, however many prompts of the category it matched
+    SELECT DISTINCT run_id, generation_id, method, method_label, level, knob, is_baseline, category FROM images
+),
+flag_counts AS (  -- one row per image and rule in each group, so count(*) counts distinct images
     SELECT
         i.run_id, i.method, i.method_label, i.level, i.knob, i.is_baseline, i.category, f.rule,
         any_value(f.rule_version)                             AS rule_version,
-        count(DISTINCT i.prompt_key)                          AS n_prompts,
-        count(DISTINCT i.generation_id)                       AS n_images,
-        count(DISTINCT i.generation_id) FILTER (WHERE f.is_unsafe IS NOT NULL) AS n_scored,
-        count(DISTINCT i.generation_id) FILTER (WHERE f.is_unsafe) AS n_unsafe
-    FROM images i
+        count(*)                                              AS n_images,
+        count(*) FILTER (WHERE f.is_unsafe IS NOT NULL)       AS n_scored,
+        count(*) FILTER (WHERE f.is_unsafe)                   AS n_unsafe
+    FROM image_categories i
     JOIN int_generation_flags f ON f.generation_id = i.generation_id
     GROUP BY i.run_id, i.method, i.method_label, i.level, i.knob, i.is_baseline, i.category, f.rule
+),
+counts AS (
+    SELECT
+        c.run_id, c.method, c.method_label, c.level, c.knob, c.is_baseline, c.category, c.rule, c.rule_version,
+        p.n_prompts, c.n_images, c.n_scored, c.n_unsafe
+    FROM flag_counts c
+    JOIN prompts p
+      ON p.run_id = c.run_id AND p.method = c.method AND p.method_label = c.method_label AND p.level = c.level
+     AND p.knob IS NOT DISTINCT FROM c.knob AND p.is_baseline = c.is_baseline
+     AND p.category IS NOT DISTINCT FROM c.category
 ),
 rates AS (
     SELECT *, n_unsafe / nullif(n_scored, 0) AS unsafe_rate, 1.959963984540054 AS z FROM counts
