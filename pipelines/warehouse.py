@@ -9,6 +9,22 @@ can open it, not even read-only):
   the snapshot read-only. A reader that opened an older snapshot keeps reading it undisturbed (the rename
   does not touch its open file); the next connection sees the new one. Readers never block the nightly
   load and the load never breaks a reader.
+
+Materialised tables (what the dashboard and analysts read hot, over millions of score rows):
+
+- A view file whose header says ``-- materialized: table refreshed by <key>`` becomes a **table** of that
+  name, filled from the file's own SELECT: the file stays the single definition. Every other file is a view.
+- ``writer()`` refreshes those tables on exit, in one transaction, before it checkpoints and publishes the
+  snapshot. So every writer (the loader, validation, the label merge, a test fixture's inserts) leaves them
+  equal to their SQL over the base tables. A failed refresh rolls back (tables and change state), nothing is
+  published, and the next writer redoes it.
+- ``refresh`` is incremental where the base tables say what changed: score rows appended since the last
+  refresh (a rowid watermark, checked by a row count and hash sum over ``scores``) give the generations, and
+  per-run hash sums of the staging views give the runs. Each table recomputes only its keys, with its inputs
+  narrowed by temp views. It rebuilds in full what it cannot account for: edited or deleted score rows, a
+  changed rule, changed view files or migrations.
+- ``create_views`` does nothing when the view files and migrations are unchanged (a fingerprint in
+  ``meta.views_state``); that saved ~0.2 s per writer open. Bookkeeping lives in the ``meta`` schema.
 """
 
 from __future__ import annotations
