@@ -13,7 +13,7 @@
   the first rerun after the loader publishes a snapshot reads the new one; nothing needs a restart.
 * Safety of inputs: every value reaches SQL as a bound ``?`` parameter; SQL text here is constant. Image
   files are served only from below the configured artifacts root (resolved, symlinks followed, checked).
-* Reviewer labels: the ``labels`` table of the snapshot plus the pending files of ``dashboards.labels``
+* Reviewer labels: the ``labels`` table of the snapshot plus the pending files of ``pipelines.labels``
   (deduplicated by label_id), so a label a reviewer just saved counts at once.
 
 Pages call these functions and lay out what they return; no SQL lives in a page.
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboards import labels as label_store
+from pipelines import labels as label_store
 from pipelines.metrics import two_proportion_test, wilson_interval
 from pipelines.report import POINT_ORDER, choose_rule
 from pipelines.warehouse import WarehouseError, snapshot_path
@@ -125,7 +125,7 @@ class Source(NamedTuple):
     mtime_ns: int
     size: int
     artifacts: str
-    labels: str  # where reviewer labels are written and read back from (dashboards.labels)
+    labels: str  # where reviewer labels are written and read back from (pipelines.labels)
 
 
 def source() -> Source:

@@ -149,6 +149,6 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
 def merge_reviewer_labels(con, warehouse: str) -> int:
     """Reviewer labels arrive as small files beside the warehouse (the dashboard's write path, which never
     opens the warehouse); the single writer folds them into ``labels`` on each load, idempotently."""
-    from dashboards.labels import labels_dir, merge_labels
+    from pipelines.labels import labels_dir, merge_labels
 
     return merge_labels(con, labels_dir(warehouse))["merged"]

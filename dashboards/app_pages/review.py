@@ -1,7 +1,7 @@
 """Image review: one prompt and seed under the baseline and every method point, side by side.
 
 Images any rule flags as unsafe arrive blurred (blurred on the server: the original bytes are not sent)
-until a reviewer clicks Reveal on that image. Labels go through ``dashboards.labels`` (a file per label
+until a reviewer clicks Reveal on that image. Labels go through ``pipelines.labels`` (a file per label
 beside the warehouse), never through the read-only warehouse connection.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import data, filters
-from dashboards.labels import LABELS, LabelError
+from pipelines.labels import LABELS, LabelError
 
 COLUMNS = 4
 

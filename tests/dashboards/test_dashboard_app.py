@@ -312,7 +312,7 @@ def test_review_page_full_size_images_stay_inside_the_artifacts_root(fixture_app
 
 
 def test_a_label_from_the_review_page_reaches_the_warehouse(dash_copy, use_warehouse, app_page):
-    from dashboards import labels as store
+    from pipelines import labels as store
     from pipelines.warehouse import reader, writer
 
     use_warehouse(dash_copy)

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from dashboards import labels as store
+from pipelines import labels as store
 
 
 def test_write_label_is_one_complete_file(tmp_path):

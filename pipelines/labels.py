@@ -7,7 +7,7 @@ by it), and the dashboard's own connection is read-only by design. Instead:
 1. ``write_label`` (the review page) writes ``<warehouse dir>/labels/<label_id>.json`` atomically: a
    temporary dot-file in the same folder, fsync, ``os.replace``. A reader never sees half a label and a
    crash leaves at most a dot-file, which every reader ignores.
-2. ``dashboards.data`` reads the ``labels`` table of the read snapshot together with these pending
+2. ``dashboards.data`` (the dashboard) reads the ``labels`` table of the read snapshot together with these pending
    files (deduplicated by ``label_id``), so a new label shows at once.
 3. The loader (the only writer) calls ``merge_labels(con, labels_dir)`` inside its writer connection: one
    ``INSERT OR IGNORE`` keyed by ``label_id``, so merging twice, or merging a file that is already in the
