@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from pipelines.generate import batch_paths
@@ -77,6 +78,15 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             con.unregister("incoming_prompts")
         con.execute("COMMIT")
 
+        # One scan for the batches already in the warehouse, instead of a delete (a scan of every generation)
+        # per batch: only those have rows to replace. We are the only writer, so the set holds for this load.
+        stored = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT batch_id FROM generations WHERE list_contains(?, batch_id)",
+                [plan["batch_ids"]],
+            ).fetchall()
+        }
         for batch_id in plan["batch_ids"]:
             paths = batch_paths(store, run_id, batch_id)
             if not store.exists(paths["manifest"]):
@@ -86,43 +96,14 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             batch = store.read_json(paths["spec"])
             generations = store.read_table(paths["generations"])
             scores = store.read_table(paths["scores"]) if store.exists(paths["scores_manifest"]) else None
-            con.execute("BEGIN TRANSACTION")
+            args = (con, run_id, batch_id, batch, manifest, generations, scores, batch_id in stored)
             try:
-                con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
-                con.register("incoming_generations", generations)
-                con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
-                con.unregister("incoming_generations")
-                con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
-                con.execute(
-                    "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        batch_id,
-                        run_id,
-                        batch["method"],
-                        batch["method_label"],
-                        batch["level"],
-                        batch["knob"],
-                        json.dumps(batch["method_config"], sort_keys=True),
-                        batch["config_hash"],
-                        manifest["n_items"],
-                        manifest["n_generated"],
-                        manifest["n_reused"],
-                        manifest["wall_s"],
-                        manifest.get("worker"),
-                        manifest["finished_at"],
-                        now(),
-                    ],
-                )
-                if scores is not None and scores.num_rows:
-                    con.register("incoming_scores", scores)
-                    before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
-                    con.execute("INSERT OR IGNORE INTO scores BY NAME SELECT * FROM incoming_scores")
-                    score_rows += con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
-                    con.unregister("incoming_scores")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+                # New score rows are the usual case: a plain INSERT (the key still checked) is ~2x faster than
+                # INSERT OR IGNORE into a 10 M-row key. Any row already there (a re-load, a reused image
+                # scored before) fails the whole batch, which is then redone ignoring those rows.
+                score_rows += _write_batch(*args, on_conflict="")
+            except duckdb.ConstraintException:
+                score_rows += _write_batch(*args, on_conflict="OR IGNORE")
             loaded += 1
         labels = merge_reviewer_labels(con, warehouse)
         if not pending:
@@ -144,6 +125,70 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
         "new_score_rows": score_rows,
         "labels_merged": labels,
     }
+
+
+def _write_batch(
+    con,
+    run_id: str,
+    batch_id: str,
+    batch: dict[str, Any],
+    manifest: dict[str, Any],
+    generations: pa.Table,
+    scores: pa.Table | None,
+    stored: bool,
+    on_conflict: str,
+) -> int:
+    """One batch in one transaction: its generations and batch row replaced, its score rows added.
+
+    ``stored``: the warehouse may already hold generations of this batch (else their delete is skipped).
+    ``on_conflict``: "" or "OR IGNORE" for the score insert. Returns the score rows added."""
+    added = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if stored:
+            con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
+        con.register("incoming_generations", generations)
+        con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
+        con.unregister("incoming_generations")
+        con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+        con.execute(
+            "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                batch_id,
+                run_id,
+                batch["method"],
+                batch["method_label"],
+                batch["level"],
+                batch["knob"],
+                json.dumps(batch["method_config"], sort_keys=True),
+                batch["config_hash"],
+                manifest["n_items"],
+                manifest["n_generated"],
+                manifest["n_reused"],
+                manifest["wall_s"],
+                manifest.get("worker"),
+                manifest["finished_at"],
+                now(),
+            ],
+        )
+        if scores is not None and scores.num_rows:
+            con.register("incoming_scores", scores)
+            try:
+                before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
+                # in key order: building and merging the key's index costs 1.6 + 1.2 s this way for 1 M rows into
+                # a 10 M-row table, against 2.3 + 2.2 s in arrival order (random content-hash ids)
+                con.execute(
+                    f"INSERT {on_conflict} INTO scores BY NAME SELECT * FROM incoming_scores "  # noqa: S608
+                    "ORDER BY generation_id, scorer, scorer_version, metric"
+                )
+                added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
+            finally:
+                con.unregister("incoming_scores")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return added
 
 
 def merge_reviewer_labels(con, warehouse: str) -> int:
