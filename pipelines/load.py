@@ -143,51 +143,55 @@ def _write_batch(
     ``stored``: the warehouse may already hold generations of this batch (else their delete is skipped).
     ``on_conflict``: "" or "OR IGNORE" for the score insert. Returns the score rows added."""
     added = 0
-    con.execute("BEGIN TRANSACTION")
+    # registered outside the transaction: a failed INSERT aborts it, and an aborted transaction refuses even
+    # an unregister (which would hide the constraint error from the caller's retry)
+    con.register("incoming_generations", generations)
+    if scores is not None:
+        con.register("incoming_scores", scores)
     try:
-        if stored:
-            con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
-        con.register("incoming_generations", generations)
-        con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
-        con.unregister("incoming_generations")
-        con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
-        con.execute(
-            "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                batch_id,
-                run_id,
-                batch["method"],
-                batch["method_label"],
-                batch["level"],
-                batch["knob"],
-                json.dumps(batch["method_config"], sort_keys=True),
-                batch["config_hash"],
-                manifest["n_items"],
-                manifest["n_generated"],
-                manifest["n_reused"],
-                manifest["wall_s"],
-                manifest.get("worker"),
-                manifest["finished_at"],
-                now(),
-            ],
-        )
-        if scores is not None and scores.num_rows:
-            con.register("incoming_scores", scores)
-            try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if stored:
+                con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
+            con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
+            con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+            con.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    batch_id,
+                    run_id,
+                    batch["method"],
+                    batch["method_label"],
+                    batch["level"],
+                    batch["knob"],
+                    json.dumps(batch["method_config"], sort_keys=True),
+                    batch["config_hash"],
+                    manifest["n_items"],
+                    manifest["n_generated"],
+                    manifest["n_reused"],
+                    manifest["wall_s"],
+                    manifest.get("worker"),
+                    manifest["finished_at"],
+                    now(),
+                ],
+            )
+            if scores is not None and scores.num_rows:
                 before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
-                # in key order: building and merging the key's index costs 1.6 + 1.2 s this way for 1 M rows into
-                # a 10 M-row table, against 2.3 + 2.2 s in arrival order (random content-hash ids)
+                # in key order: building and merging the key's index costs 1.6 + 1.2 s this way for 1 M rows
+                # into a 10 M-row table, against 2.3 + 2.2 s in arrival order (random content-hash ids)
                 con.execute(
                     f"INSERT {on_conflict} INTO scores BY NAME SELECT * FROM incoming_scores "  # noqa: S608
                     "ORDER BY generation_id, scorer, scorer_version, metric"
                 )
                 added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
-            finally:
-                con.unregister("incoming_scores")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("incoming_generations")
+        if scores is not None:
+            con.unregister("incoming_scores")
     return added
 
 
