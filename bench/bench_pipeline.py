@@ -416,28 +416,6 @@ def test_image(size: int):
     return np.asarray(Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC))
 
 
-def ssim_scipy(a, b) -> float:
-    """fidelity's SSIM as it was before issue 9 part 4 (float64 scipy gaussian_filter, per channel and
-    moment), timed beside the current one."""
-    import numpy as np
-    from scipy.ndimage import gaussian_filter
-
-    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    vals = []
-    for ch in range(x.shape[2]):
-        xs, ys = x[..., ch], y[..., ch]
-
-        def f(img):
-            return gaussian_filter(img, sigma=1.5, truncate=3.5, mode="reflect")
-
-        ux, uy = f(xs), f(ys)
-        vx, vy, vxy = f(xs * xs) - ux * ux, f(ys * ys) - uy * uy, f(xs * ys) - ux * uy
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        vals.append(s[5:-5, 5:-5].mean())
-    return float(np.mean(vals))
-
-
 def bench_per_image(args) -> dict[str, Any]:
     from pipelines.scorers import ScoreInput, get_scorer
     from pipelines.storage import decode_png, png_bytes, sha256, thumbnail_bytes
@@ -456,12 +434,12 @@ def bench_per_image(args) -> dict[str, Any]:
         "png_decode": lambda: [decode_png(d) for d in data],
     }
     if "fidelity" in args.scorers:  # its SSIM now and before (the scorer's row includes PSNR and MSE)
-        from pipelines.scorers.fidelity import ssim
+        from pipelines.scorers.fidelity import ssim, ssim_reference
 
         others = [im[::-1].copy() for im in images]
         variants["(ssim now: OpenCV)"] = lambda: [ssim(a, b) for a, b in zip(images, others, strict=True)]
         variants["(ssim before: scipy)"] = lambda: [
-            ssim_scipy(a, b) for a, b in zip(images, others, strict=True)
+            ssim_reference(a, b) for a, b in zip(images, others, strict=True)
         ]
     for name in args.scorers:
         try:

@@ -34,6 +34,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -508,8 +509,6 @@ def refresh(con: duckdb.DuckDBPyConnection, full: bool = False) -> Changes:
     Incremental for the keys ``_changes`` finds, else (or with ``full``) recomputed whole. On any error the
     transaction rolls back: the tables and the change state stay as they were, so the next writer retries.
     """
-    import time
-
     t0 = time.perf_counter()
     db = con.execute("SELECT current_database()").fetchall()[0][0]
     nw = None
