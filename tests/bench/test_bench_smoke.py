@@ -99,7 +99,15 @@ def test_bench_pipeline_quick(tmp_path):
     assert _positive(rows["run_audit_serial"]["ratio"])
     assert rows["run_audit"]["finish"] == "helper process" and _positive(rows["run_audit"]["helper_cpu_s"])
     spans = {r["span"]: r for r in e2e["breakdown"]}
-    for name in ("plan", "sample_batch", "  sample", "write_batch", "  png_encode", "score_batch", "load_run"):
+    for name in (
+        "plan",
+        "sample_batch",
+        "  sample",
+        "write_batch",
+        "  png_encode",
+        "score_batch",
+        "load_run",
+    ):
         assert _positive(spans[name]["run_audit_serial ms/image"]), name
     # overlapped: this process samples and loads; writing and scoring happen in the helper process
     for name in ("sample_batch", "load_run"):
