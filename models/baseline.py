@@ -8,3 +8,5 @@ from models.method import SafetyMethod
 class Baseline(SafetyMethod):
     name = "baseline"
     LEVELS = {"off": {}}
+    # plain sampling equals each family's diffusers pipeline (tested), the models' own reference code
+    FAMILIES = {"sd": "release", "sdxl": "release", "sd3": "release"}

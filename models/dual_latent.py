@@ -184,6 +184,8 @@ class DualLatent(SafetyMethod):
     }
     KNOB: ClassVar[str | None] = "fusion_weight"
     KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
+    # the provisional spec (methods.md §3.2) is about SD 1.4/2.1 and Safe-CLIP; no code exists: ours, SD only
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "ours"}
 
     # -- what determines the effect -------------------------------------------------------------------
     @property

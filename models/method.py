@@ -7,7 +7,10 @@ reproduces the baseline, and ``off`` levels can route through the same code.
 Hooks, in the order the sampler calls them (methods.md §5):
 
 - ``setup(ctx)``            once per call: encode extra texts, replace the unconditional branch, precompute;
-- ``unet_inputs(ctx, i, t, z)`` → (latent rows, text rows): the conditioning batch for one UNet call;
+- ``unet_inputs(ctx, i, t, z)`` → (latent rows, text rows, extra): the conditioning batch for one denoiser
+                            call; ``extra`` is the rows' non-token conditioning (SDXL pooled embeds and
+                            time ids, SD3 pooled projections; ``{}`` on SD), built with
+                            ``ctx.extra_rows([pooled of each text-row group])``;
 - ``guide(ctx, i, t, eps_rows)`` → ε̃: combine the branch predictions (CFG by default);
 - ``step(ctx, i, t, z, ε̃)`` → z_{t-1}: advance the latents (x̂0 or latent edits go here);
 - ``unet_hooks(ctx)``       a context manager around the loop for UNet feature hooks; it must restore
@@ -16,6 +19,10 @@ Hooks, in the order the sampler calls them (methods.md §5):
 - ``finish(ctx)``           once per call: write per-image diagnostics into ``ctx.diagnostics``.
 
 Per-call state goes into ``ctx.state``, never onto the method object.
+
+Model families: ``ctx.family`` is 'sd', 'sdxl' or 'sd3'. Each class declares ``FAMILIES``, the families it
+supports and how: 'release' (follows the authors' code for that family) or 'ours' (our extension, not in
+the authors' release). A method that does not declare them runs on SD only (fail closed).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ class SafetyMethod:
     KNOB: ClassVar[str | None] = None  # the config field that is the continuous strength knob
     KNOB_VALUES: ClassVar[tuple[float, ...]] = ()  # a sensible sweep for trade-off curves
     provisional: ClassVar[bool] = False
+    # family → 'release' (the authors' code covers it) | 'ours' (our extension); absent = unsupported
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "release"}
     # Worst |Δ| (grey levels) between a batched and a one-request call: batched float kernels round
     # differently; a method whose gain amplifies rounding states its own measured worst case.
     batch_tolerance: ClassVar[int] = 1
@@ -121,10 +130,10 @@ class SafetyMethod:
 
     def unet_inputs(
         self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not ctx.do_cfg:
-            return latents, ctx.cond
-        return torch.cat([latents, latents]), ctx.cfg_text_rows()
+            return latents, ctx.cond, ctx.cfg_extra_rows()
+        return torch.cat([latents, latents]), ctx.cfg_text_rows(), ctx.cfg_extra_rows()
 
     def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.do_cfg:
@@ -153,4 +162,5 @@ class SafetyMethod:
             "knob_values": list(cls.KNOB_VALUES),
             "defaults": cls.Config().as_dict(),
             "provisional": cls.provisional,
+            "families": dict(cls.FAMILIES),
         }

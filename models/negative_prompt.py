@@ -41,6 +41,9 @@ class NegativePrompt(SafetyMethod):
     }
     KNOB = "num_keywords"
     KNOB_VALUES = (0, 1, 2, 3, 4, 6, 8, 12, 17)  # counts past the list's length use the whole list
+    # diffusers' ``negative_prompt=`` on each family's pipeline (the pooled rows follow the text: SDXL's
+    # encoder-2 projection, SD3's both projections)
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "release", "sdxl": "release", "sd3": "release"}
 
     config: NegativePromptConfig
 

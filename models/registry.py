@@ -45,6 +45,25 @@ def available_methods() -> list[str]:
     return out
 
 
+def supports(method: str, family: str) -> bool:
+    """Whether a registered method runs on a model family (its class's ``FAMILIES``)."""
+    return family in method_class(method).FAMILIES
+
+
+def family_support(method: str, family: str) -> str | None:
+    """'release' | 'ours' for a supported (method, family) pair, None if unsupported."""
+    return method_class(method).FAMILIES.get(family)
+
+
+def check_supported(method: str, family: str) -> None:
+    """One-line refusal of an unsupported method × family pair (a run-spec / CLI error, never mid-run)."""
+    families = method_class(method).FAMILIES
+    if family not in families:
+        raise ValueError(
+            f"method {method!r} does not support model family {family!r} (supported: {', '.join(families)})"
+        )
+
+
 def build_method(
     name: str, level: str = "off", knob: float | None = None, overrides: dict | None = None, concept=None
 ):

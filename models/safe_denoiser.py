@@ -73,6 +73,21 @@ hence the ladder 2, 8, 12, 16.
 **The ladder's gate threshold is a toy number**: at SD scale (N = 515, D = 16,384) the normalised-query
 mass at σ = 1 is many orders of magnitude smaller, so the ladder's gate would stay closed (``sd_gated_steps``
 = 0) — use ``official`` there, or re-calibrate ``gate_threshold`` and σ on SD latents (open item).
+
+Families: SD and SD3 follow the release; SDXL is ours (the edit is in latent space, family-blind). On SD3
+the model predicts the flow velocity v; ``ctx.predict_x0`` gives x̂0 = z − σ·v and ``renoise="eps"`` reuses
+the noise estimate behind v (``ctx.predict_noise``: z + (1 − σ)·v), so the same steps hold. ``official_sd3``
+is the release's SD3 setting (MingyuKim87/Safe_Denoiser @ 223415b: ``run_nudity_sdv3.py``,
+``configs/nudity/safe_denoiser_sdv3.yaml``, ``repellency/repellency_methods_fast_sdv3.py``,
+``models/sdv3/safe_denoiser_pipeline.py``): η (``scale``) 0.03; σ = 1 — the yaml's 2.75 never reaches the
+kernel, the pipeline calls ``conditioning(x0, beta_threshold=False)`` without σ; the query x̂0 normalised per
+location like the references (the sdv3 module does it); no gate; ε_k = 1e−8; window 780 ≤ t ≤ 1000 on the
+flow timesteps (t = 1000·σ); stochastic VAE latents scaled without SD3's shift (the release's ``embed_fn``:
+``sample() * scaling_factor``, as ``_encode`` here); base = the release's SD3 SAFREE (projection at every step,
+α = 0.01, no keyword negative prompt: ``negative_prompt=""``); CFG 2.5, 50 steps, fp16 in the README's
+command. One difference, on purpose: the release does its own Euler step from the edited x̂0 with a noise
+mixing √σ_next·n̂ + √(1−σ_next)·ξ; we re-noise at the current σ with fresh ξ and take the base's step with
+the old v, the same construction as on SD.
 """
 
 from __future__ import annotations
@@ -360,9 +375,26 @@ class SafeDenoiser(SafetyMethod):
             base="safree",
             base_level="official",
         ),
+        # the release's SD3 nudity setting (see the module docstring, "Families")
+        "official_sd3": dict(
+            eta=0.03,
+            sigma=1.0,
+            t_end=780,
+            t_start=1000,
+            variant="official",
+            gate=False,
+            query_norm=True,
+            kernel_eps=1e-8,
+            renoise="official",
+            vae_latent="sample",
+            base="safree",
+            base_level="max",
+            base_overrides={"alpha": 0.01, "negative_prompt": False},
+        ),
     }
     KNOB: ClassVar[str | None] = "eta"
     KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0)
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "release", "sdxl": "ours", "sd3": "release"}
 
     @classmethod
     def knob_to_config(cls, value: float) -> dict[str, Any]:
@@ -495,7 +527,7 @@ class SafeDenoiser(SafetyMethod):
         if cfg.renoise == "official":
             noise = ctx.state["sd_xi"][len(ctx.state["sd_logmass"])].to(latents.dtype)  # drawn in setup
         else:
-            noise = eps
+            noise = ctx.predict_noise(latents, eps, i, t)  # ε itself on ε-models; z + (1 − σ)·v on flow
         edited = ctx.renoise(x0_new, noise, i, t)
         latents = torch.where(gated.to(latents.device).view(-1, 1, 1, 1), edited, latents)
         ctx.state["sd_logmass"].append(logmass)

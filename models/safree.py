@@ -56,6 +56,11 @@ Knob: ``up_t`` (γ), the SVF's cap on the filtered steps; t' is non-decreasing i
 Setting the knob also switches the SVF on and clears a forced step budget, so it is live on any level
 (``off`` + knob = projection alone, no negative prompt). γ = 0 still filters step 0 (t' = 0 means i ≤ 0),
 as released; the origin of a trade-off curve is the baseline run.
+
+Families (``models/families.py`` says what the release does per family, with the files): SD and SDXL follow
+the release — on SDXL only encoder 2's channels are projected, with its projected pooled subspaces, and the
+pooled embeds are left alone; SD3 is ours (the release projects in T5 space, which needs a T5 tokenizer: we
+apply the SDXL recipe to SD3's CLIP-G).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from models.families import safree_view
 from models.method import MethodConfig, SafetyMethod
 
 SVF_VARIANTS = ("official", "paper")
@@ -277,6 +283,7 @@ class SAFREE(SafetyMethod):
     }
     KNOB = "up_t"
     KNOB_VALUES = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0)
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "release", "sdxl": "release", "sd3": "ours"}
 
     @classmethod
     def knob_to_config(cls, value: float) -> dict[str, Any]:
@@ -313,6 +320,8 @@ class SAFREE(SafetyMethod):
         neg = cfg.negative_prompt and ctx.do_cfg
         state: dict[str, Any] = {"negative_prompt": neg, "plans": None, "groups": 2 if ctx.do_cfg else 1}
         ctx.state["safree"] = state
+        if self.config.lra == "paper" and ctx.family == "sd3":
+            raise ValueError("safree lra='paper' needs UNet up-blocks; SD3's transformer has none")
         if neg or self._projects():
             self._require_keywords()
         if neg:  # F: the keyword list replaces the unconditional text (one row, shared by every request)
@@ -335,17 +344,15 @@ class SAFREE(SafetyMethod):
     def _pooled(self, ctx, ids: torch.Tensor) -> torch.Tensor:
         """Pooled CLIP output (EOS state after the final layer norm), float32. The causal mask makes it
         independent of the padding after EOS, so 77-token rows batch freely."""
-        encoder = ctx.components.text_encoder
-        out = [
-            encoder(chunk.to(ctx.device), attention_mask=None).pooler_output.float()
-            for chunk in ids.split(ENCODER_CHUNK)
-        ]
+        view = safree_view(ctx)  # sd: the CLIP pooler output; sdxl/sd3: encoder 2's projection
+        out = [view.pooled(chunk.to(ctx.device)) for chunk in ids.split(ENCODER_CHUNK)]
         return torch.cat(out)
 
     def toxic_subspace(self, ctx) -> ToxicSubspace:
         """A: the K keyword rows and P_C, from the cache when this encoder already computed them."""
-        encoder = ctx.components.text_encoder
-        kw_ids = ctx.tokenize(list(self._require_keywords()))
+        view = safree_view(ctx)
+        encoder = view.encoder
+        kw_ids = ctx.tokenize(list(self._require_keywords()), view.tokenizer)
         key = (tuple(map(tuple, kw_ids.tolist())), str(ctx.device))
         signature = _weights_signature(encoder)
         entries = _KEYWORD_CACHE.setdefault(encoder, OrderedDict())
@@ -364,7 +371,8 @@ class SAFREE(SafetyMethod):
     def _plan_prompts(self, ctx, prompts: list[str]) -> list[_PromptPlan]:
         """A–E for each distinct prompt; one plan per prompt."""
         cfg = self.config
-        tok = ctx.components.tokenizer
+        view = safree_view(ctx)
+        tok = view.tokenizer
         enc = tok(
             prompts,
             padding="max_length",
@@ -401,7 +409,8 @@ class SAFREE(SafetyMethod):
             triggers = torch.zeros(ids.shape[1], dtype=torch.bool)
             triggers[1 : n + 1] = flags.cpu()
             # E: self-validation on the full projection of every attended position
-            h = ctx.cond[first_row[prompt]].float()
+            full = ctx.cond[first_row[prompt]].float()
+            h = view.part(full)  # sdxl/sd3: encoder 2's channels of the 77 CLIP positions
             h_proj = project_tokens(h, p_input, p_concept, cfg.operator_order)
             beta = self_validation_beta(h, h_proj, attention[p].to(h.device))
             # D: the safe states replace only trigger positions, moved by ρ toward the projection
@@ -410,7 +419,7 @@ class SAFREE(SafetyMethod):
                 _PromptPlan(
                     p_input=p_input,
                     triggers=triggers,
-                    safe=torch.where(triggers.to(h.device)[:, None], mixed, h),
+                    safe=view.merge(full, torch.where(triggers.to(h.device)[:, None], mixed, h)),
                     trigger_tokens=tok.convert_ids_to_tokens(ids[p][triggers].tolist()),
                     beta=beta,
                     steps=filtered_steps(beta, cfg, len(ctx.timesteps)),
@@ -433,17 +442,20 @@ class SAFREE(SafetyMethod):
             use = i < state["steps"]  # E: each row keeps its safe embedding up to its own t'
             text = torch.where(use[:, None, None], state["safe"], ctx.cond)
         groups = [text]
+        pooled = [ctx.pooled("cond")]  # the pooled embeds are left alone (sdxl, sd3), as released
         lra_branch = self.config.lra == "official" or (self.config.lra == "paper" and bool(use.any()))
         if lra_branch:  # G: [.. ; filtered ; original]
             groups.append(ctx.cond)
+            pooled.append(ctx.pooled("cond"))
         if ctx.do_cfg:
             groups.insert(0, ctx.uncond)
+            pooled.insert(0, ctx.pooled("uncond"))
         if lra_branch and self.config.lra == "paper" and state["plans"] is not None:
             first = ctx.batch_size if ctx.do_cfg else 0
             rows = torch.nonzero(use & state["has_trigger"]).flatten()
             state["lra_rows"] = (first + rows, first + ctx.batch_size + rows) if rows.numel() else None
         state["groups"] = len(groups)
-        return torch.cat([latents] * len(groups)), torch.cat(groups)
+        return torch.cat([latents] * len(groups)), torch.cat(groups), ctx.extra_rows(pooled)
 
     def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         chunks = eps_rows.chunk(

@@ -23,6 +23,12 @@ with WEAK's other values. Why this knob and not a λ sweep (option (a)): every p
 the curve, so a trade-off plot over the knob passes through the numbers people quote, and u = 0 starts the
 curve at the baseline. The λ sweep only exists at MAX's other settings and jumps from nothing to strong within
 |λ| ≲ 0.02, so it resolves the low-strength end poorly.
+
+Families: SD is the authors' (and diffusers') SLD. On SDXL and SD3 it is **our extension, not in the authors'
+release**: the same element-wise term, in the model's own prediction space — ε for SDXL, the flow velocity
+v = noise − x0 for SD3 (so s_S and λ act on velocity differences; the presets were tuned on ε of SD 1.4).
+The concept row carries its own pooled embeds (and SDXL's time ids), so the third branch is conditioned
+exactly as a prompt of that text would be.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class SLD(SafetyMethod):
     }
     KNOB = "strength"
     KNOB_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+    FAMILIES: ClassVar[dict[str, str]] = {"sd": "release", "sdxl": "ours", "sd3": "ours"}
 
     config: SLDConfig
 
@@ -145,19 +152,20 @@ class SLD(SafetyMethod):
         acc_dtype = torch.float32 if ctx.device.type == "mps" else torch.float64  # MPS has no float64
         ctx.state["masked_sum"] = torch.zeros(ctx.batch_size, dtype=acc_dtype, device=ctx.device)
         if ctx.state["enabled"]:
-            c_s = ctx.encode([self.concept_text])
-            ctx.state["concept_rows"] = c_s.expand(ctx.batch_size, -1, -1)
-            # 1. the text rows [c_∅ ; c_p ; c_S] are the same at every step: build them once
-            ctx.state["text_rows"] = torch.cat([ctx.uncond, ctx.cond, ctx.state["concept_rows"]])
+            c_s, pooled_s = ctx.encode_rows_pooled([self.concept_text] * ctx.batch_size)
+            ctx.state["concept_rows"] = c_s
+            # 1. the text rows [c_∅ ; c_p ; c_S] (and their pooled rows) are the same at every step: build once
+            ctx.state["text_rows"] = torch.cat([ctx.uncond, ctx.cond, c_s])
+            ctx.state["extra_rows"] = ctx.extra_rows([ctx.pooled("uncond"), ctx.pooled("cond"), pooled_s])
             ctx.state["momentum"] = None  # ν_0 = 0, allocated at the first step
 
     def unet_inputs(
         self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not ctx.state["enabled"]:
             return super().unet_inputs(ctx, i, t, latents)
         # 1. three branches in one call: [c_∅ ; c_p ; c_S]
-        return torch.cat([latents, latents, latents]), ctx.state["text_rows"]
+        return torch.cat([latents, latents, latents]), ctx.state["text_rows"], ctx.state["extra_rows"]
 
     def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.state["enabled"]:
