@@ -347,7 +347,7 @@ class Context:
     def is_flow(self) -> bool:
         """Flow matching (sd3): z_σ = (1 − σ)·x0 + σ·noise and the model predicts v = noise − x0."""
         if "_flow" not in self.cache:
-            self.cache["_flow"] = is_flow_config(dict(self.scheduler.config))
+            self.cache["_flow"] = type(self.scheduler).__name__.startswith("FlowMatch")
         return self.cache["_flow"]
 
     def _sigma_space(self) -> bool:

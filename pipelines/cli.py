@@ -136,28 +136,31 @@ def sample(
     seed: Annotated[int, typer.Option()] = 0,
     steps: Annotated[int, typer.Option()] = 20,
     size: Annotated[int, typer.Option()] = 64,
-    scheduler: Annotated[str, typer.Option()] = "ddim",
+    scheduler: Annotated[
+        str | None, typer.Option(help="default: the model family's (ddim; euler for sd3)")
+    ] = None,
     guidance: Annotated[float, typer.Option()] = 7.5,
     dtype: Annotated[str, typer.Option()] = "float32",
     device: Annotated[str, typer.Option()] = "cpu",
 ):
-    """Generate one image with one method and level."""
+    """Generate one image with one method and level (SD, SDXL or SD3 model)."""
 
     def go():
         from PIL import Image
 
-        from models.components import load_components
+        from models.components import family_of, load_components
         from models.concepts import load_pack
-        from models.registry import SCHEDULERS, build_method
+        from models.families import check_scheduler, default_scheduler
+        from models.registry import build_method, check_supported
         from models.sampler import Request, SamplerSettings
         from models.sampler import sample as run_sample
 
+        family = family_of(model)  # from model_index.json / the built-in's name: no weights loaded yet
+        check_supported(method, family)
+        name = scheduler or default_scheduler(family)
+        check_scheduler(family, name)
         m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
-        settings = SamplerSettings(
-            scheduler=scheduler, steps=steps, guidance=guidance, height=size, width=size
-        )
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        settings = SamplerSettings(scheduler=name, steps=steps, guidance=guidance, height=size, width=size)
         components = load_components(model, dtype=dtype, device=device)
         result = run_sample(components, [Request(prompt, seed)], method=m, settings=settings)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,12 +172,19 @@ def sample(
 
 
 @app.command("tiny-model")
-def tiny_model(out_dir: Path, seed: int = 0):
-    """Write a tiny random Stable-Diffusion-architecture pipeline folder (real CLIP tokenizer)."""
+def tiny_model(
+    out_dir: Path,
+    seed: int = 0,
+    family: Annotated[str, typer.Option(help="sd | sdxl | sd3")] = "sd",
+):
+    """Write a tiny random pipeline folder of a model family (real CLIP tokenizer; SD3 without T5)."""
     from models.components import write_tiny_model
 
-    write_tiny_model(out_dir, seed=seed)
-    console.print(f"wrote {out_dir} (load with StableDiffusionPipeline.from_pretrained or model: {out_dir})")
+    pipeline = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}.get(
+        family, "StableDiffusion3Pipeline"
+    )
+    _guard(write_tiny_model, out_dir, seed=seed, family=family)
+    console.print(f"wrote {out_dir} (load with {pipeline}.from_pretrained or model: {out_dir})")
 
 
 @app.command()
@@ -239,11 +249,19 @@ def methods():
     for name in available_methods():
         d = method_class(name).describe()
         label = name + (" (provisional)" if d["provisional"] else "")
+        families = ", ".join(f + (" (ours)" if how == "ours" else "") for f, how in d["families"].items())
         rows.append(
-            [label, ", ".join(d["levels"]), d["knob"] or "", ", ".join(f"{v:g}" for v in d["knob_values"])]
+            [
+                label,
+                ", ".join(d["levels"]),
+                d["knob"] or "",
+                ", ".join(f"{v:g}" for v in d["knob_values"]),
+                families,
+            ]
         )
         defaults.append(f"[bold]{name}[/] defaults: {json.dumps(d['defaults'], default=str)}")
-    print_table(rows, ["method", "levels", "knob", "knob sweep"])
+    print_table(rows, ["method", "levels", "knob", "knob sweep", "families"])
+    console.print("families: (ours) = our extension, not in the authors' release", highlight=False)
     for line in defaults:
         console.print(line, highlight=False, soft_wrap=True)
 

@@ -40,6 +40,21 @@ def tiny_components(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_family_components():
+    """family → tiny random Components of that family ('sd', 'sdxl', 'sd3'), each built and loaded once."""
+    from models.components import load_components
+
+    loaded: dict = {}
+
+    def get(family: str):
+        if family not in loaded:
+            loaded[family] = load_components({"sd": "builtin:tiny"}.get(family, f"builtin:tiny-{family}"))
+        return loaded[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def toy_components():
     from models.components import TOY_MODEL_DIR, load_components
 

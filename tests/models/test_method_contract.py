@@ -271,3 +271,54 @@ def test_from_level_names_what_it_rejects(name):
         cls.from_level("no_such_level")
     with pytest.raises(ValueError, match="no_such_key"):
         cls.from_level("off", overrides={"no_such_key": 1})
+
+
+# -- (i) every supported method × family pair ----------------------------------------------------------------
+# SDXL and SD3 on their tiny random built-ins: `off` is the family's baseline bit for bit and `max` moves the
+# image, for every pair a method's FAMILIES declares (sd is covered by (a) and (d) above).
+FAMILY_PAIRS = [(n, f) for n in ALL for f in ("sdxl", "sd3") if f in method_class(n).FAMILIES]
+FAMILY_SETTINGS = SamplerSettings(scheduler="euler", steps=6, guidance=5.0, height=64, width=64)
+# Safe Denoiser's kernel-mass gate stays shut on random weights that draw nothing like the negation set
+# (see (d)); with the gate open its `max` edit itself is what this test checks.
+FAMILY_OVERRIDES = {"safe_denoiser": {"gate": False}}
+
+
+@pytest.fixture(scope="module")
+def family_generate(tiny_family_components):
+    cache: dict = {}
+
+    def run(name: str, family: str, level: str = "off"):
+        key = (name, family, level)
+        if key not in cache:
+            overrides = FAMILY_OVERRIDES.get(name) if level != "off" else None
+            method = method_class(name).from_level(level, overrides=overrides, concept=load_pack("toy"))
+            components = tiny_family_components(family)
+            cache[key] = sample(components, PROMPTS, method=method, settings=FAMILY_SETTINGS).images
+        return cache[key]
+
+    return run
+
+
+@pytest.mark.parametrize(("name", "family"), FAMILY_PAIRS)
+def test_off_is_baseline_and_max_moves_on_every_family(name, family, family_generate):
+    base = family_generate("baseline", family)
+    np.testing.assert_array_equal(family_generate(name, family, "off"), base)
+    if name == "baseline":
+        return
+    moved = distance(family_generate(name, family, "max"), base)
+    assert moved > NOISE, f"{name}@max equals the baseline on {family} ({moved:.4f} grey levels)"
+
+
+def test_family_pairs_cover_the_issue():
+    """negative_prompt on all; SLD and SAFREE on SDXL and SD3; Safe Denoiser on SD3."""
+    pairs = set(FAMILY_PAIRS)
+    for pair in [
+        ("negative_prompt", "sdxl"),
+        ("negative_prompt", "sd3"),
+        ("sld", "sdxl"),
+        ("sld", "sd3"),
+        ("safree", "sdxl"),
+        ("safree", "sd3"),
+        ("safe_denoiser", "sd3"),
+    ]:
+        assert pair in pairs, pair
