@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_methods.py [--model builtin:tiny] [--batch 4] [--steps 20] [--repeats 5]
     .venv/bin/python bench/bench_methods.py --full-size --device cuda --dtype float16 --size 512 --steps 50
     .venv/bin/python bench/bench_methods.py --quick            # seconds: proves every path runs
+    .venv/bin/python bench/bench_methods.py --family sdxl --full-size --size 256 --steps 2   # SDXL-base arch
+    .venv/bin/python bench/bench_methods.py --family sd3 --full-size --size 256 --steps 2    # SD3-medium arch
 
 Three parts (``--parts``), all on the same components, batch, steps and size:
 
@@ -26,6 +28,13 @@ All timings are round-robin (``bench/common.py``): ratios are medians over round
 CLIP ViT-L/14 text encoder 123 M) from its published configs with *random* weights: nothing is downloaded.
 Random weights give the real cost per call (the images are noise). On CPU use a small ``--size`` (e.g. 128)
 and few steps as a UNet-dominated proxy; on a GPU use ``--device cuda --dtype float16 --size 512 --steps 50``.
+
+``--family sdxl|sd3`` runs the ``methods`` part on that family (the methods its FAMILIES declare, the
+family's default scheduler): the tiny built-in by default, or with ``--full-size`` the SDXL-base architecture
+(UNet 2.57 B, CLIP-L 123 M + OpenCLIP-bigG 695 M, VAE 84 M) or SD3-medium's (MMDiT 2.03 B, CLIP-L + CLIP-G
+with projections, 16-channel VAE; **T5 omitted**: its 4.7 B parameters do not fit 24 GiB in float32, and the
+prompt rows then carry 256 zero T5 tokens, as diffusers runs a T5-less SD3). The ``text`` meter sums both
+CLIP encoders.
 """
 
 from __future__ import annotations
@@ -99,6 +108,66 @@ SD15_TEXT: dict[str, Any] = dict(  # openai/clip-vit-large-patch14's text tower,
     pad_token_id=1,
 )
 
+# SDXL base (stabilityai/stable-diffusion-xl-base-1.0) component configs, as published in its model folder.
+SDXL_UNET: dict[str, Any] = dict(
+    sample_size=128,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(320, 640, 1280),
+    layers_per_block=2,
+    transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816,  # 6 time ids × 256 + bigG's 1280-d pooled projection
+    norm_num_groups=32,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    act_fn="silu",
+)
+SDXL_VAE: dict[str, Any] = {**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025}
+SDXL_TEXT_2: dict[str, Any] = dict(  # OpenCLIP ViT-bigG/14 text tower with its projection
+    vocab_size=49408,
+    hidden_size=1280,
+    intermediate_size=5120,
+    projection_dim=1280,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    max_position_embeddings=77,
+    hidden_act="gelu",
+    layer_norm_eps=1e-5,
+    bos_token_id=0,
+    eos_token_id=2,
+    pad_token_id=1,
+)
+# SD3 medium (stabilityai/stable-diffusion-3-medium-diffusers) component configs.
+SD3_TRANSFORMER: dict[str, Any] = dict(
+    sample_size=128,
+    patch_size=2,
+    in_channels=16,
+    out_channels=16,
+    num_layers=24,
+    attention_head_dim=64,
+    num_attention_heads=24,
+    joint_attention_dim=4096,
+    caption_projection_dim=1536,
+    pooled_projection_dim=2048,
+    pos_embed_max_size=192,
+)
+SD3_VAE: dict[str, Any] = {
+    **SD15_VAE,
+    "latent_channels": 16,
+    "sample_size": 1024,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+    "scaling_factor": 1.5305,
+    "shift_factor": 0.0609,
+}
+
 PROMPTS = [  # the toy world's words, so every concept pack field (red, crimson, ...) has triggers to find
     "a red circle",
     "a big crimson square on white",
@@ -155,9 +224,64 @@ def full_size_components(device: str = "cpu", dtype: str = "float32", seed: int 
     )
 
 
+def full_size_family_components(family: str, device: str = "cpu", dtype: str = "float32", seed: int = 0):
+    """SDXL-base's or SD3-medium's parts with random weights (no download), the real CLIP tokenizer; T5 omitted."""
+    import torch
+    from diffusers import AutoencoderKL, SD3Transformer2DModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from models.components import (
+        SD3_SCHEDULER_CONFIG,
+        SDXL_SCHEDULER_CONFIG,
+        Components,
+        _dtype,
+        load_clip_tokenizer,
+    )
+
+    torch_dtype = _dtype(dtype)
+    if family == "sdxl":
+        builds = (
+            lambda: UNet2DConditionModel(**SDXL_UNET),
+            lambda: AutoencoderKL(**SDXL_VAE),
+            lambda: CLIPTextModel(CLIPTextConfig(**SD15_TEXT)),
+            lambda: CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_TEXT_2)),
+        )
+        scheduler = SDXL_SCHEDULER_CONFIG
+    else:
+        builds = (
+            lambda: SD3Transformer2DModel(**SD3_TRANSFORMER),
+            lambda: AutoencoderKL(**SD3_VAE),
+            lambda: CLIPTextModelWithProjection(CLIPTextConfig(**SD15_TEXT)),
+            lambda: CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_TEXT_2)),
+        )
+        scheduler = SD3_SCHEDULER_CONFIG
+    parts = []
+    with torch.device(device):
+        for k, build in enumerate(builds):
+            torch.manual_seed(seed + k)
+            parts.append(build().to(dtype=torch_dtype).eval().requires_grad_(False))
+    denoiser, vae, text_encoder, text_encoder_2 = parts
+    return Components(
+        tokenizer=load_clip_tokenizer(),
+        text_encoder=text_encoder,
+        unet=denoiser,
+        vae=vae,
+        scheduler_config=dict(scheduler),
+        model_id=f"random:{'sdxl-base' if family == 'sdxl' else 'sd3-medium'}-architecture",
+        dtype=dtype,
+        device=device,
+        family=family,
+        tokenizer_2=load_clip_tokenizer(),
+        text_encoder_2=text_encoder_2,
+        pipeline_config={"force_zeros_for_empty_prompt": True} if family == "sdxl" else {},
+    )
+
+
 def load(args) -> Any:
     if args.full_size:
-        return full_size_components(args.device, args.dtype)
+        if args.family == "sd":
+            return full_size_components(args.device, args.dtype)
+        return full_size_family_components(args.family, args.device, args.dtype)
     from models.components import load_components
 
     return load_components(args.model, dtype=args.dtype, device=args.device)
@@ -176,11 +300,23 @@ def sync_fn(device: str):
 
 
 def parts_of(components) -> dict[str, tuple[Any, str]]:
-    return {
+    out = {
         "unet": (components.unet, "forward"),
         "text": (components.text_encoder, "forward"),
         "vae": (components.vae, "decode"),
     }
+    if getattr(components, "text_encoder_2", None) is not None:  # sdxl, sd3: folded into "text"
+        out["text2"] = (components.text_encoder_2, "forward")
+    return out
+
+
+def read_meters(meters) -> dict[str, float]:
+    """rows and seconds per part; a second text encoder's are added to the first's ("text")."""
+    out = {f"{p}_{k}": getattr(m, k) for p, m in meters.items() for k in ("rows", "seconds")}
+    for k in ("rows", "seconds"):
+        if f"text2_{k}" in out:
+            out[f"text_{k}"] += out.pop(f"text2_{k}")
+    return out
 
 
 def with_parts(components, args, fn):
@@ -192,7 +328,7 @@ def with_parts(components, args, fn):
     def call() -> dict[str, float]:
         with metered(parts_of(components), clock=time.process_time) as meters:
             fn()
-        return {f"{p}_{k}": getattr(m, k) for p, m in meters.items() for k in ("rows", "seconds")}
+        return read_meters(meters)
 
     return call
 
@@ -215,12 +351,14 @@ def split_per_image(timings, key: str, n_images: int) -> dict[str, float | None]
 
 
 # -- part 1: every method and level against the baseline ------------------------------------------------------
-def variant_list(methods: list[str], levels: list[str] | None) -> list[tuple[str, str]]:
+def variant_list(methods: list[str], levels: list[str] | None, family: str = "sd") -> list[tuple[str, str]]:
     from models.registry import available_methods, method_class
 
     out = [("baseline", "off")]
     for name in methods:
         if name == "baseline" or name not in available_methods():
+            continue
+        if family not in method_class(name).FAMILIES:  # an unsupported pair is not a cost point
             continue
         for level in method_class(name).LEVELS:
             if levels is None or level in levels:
@@ -234,12 +372,15 @@ def primary_clock(args) -> str:
 
 
 def bench_method_levels(components, args, pack) -> dict[str, Any]:
+    from models.families import default_scheduler
     from models.registry import build_method
     from models.sampler import Request, SamplerSettings, sample
 
-    settings = SamplerSettings(steps=args.steps, height=args.size, width=args.size)
+    family = components.family
+    scheduler = "ddim" if family == "sd" else default_scheduler(family)
+    settings = SamplerSettings(scheduler=scheduler, steps=args.steps, height=args.size, width=args.size)
     requests = [Request(PROMPTS[i % len(PROMPTS)], 1000 + i) for i in range(args.batch)]
-    variants = variant_list(args.methods, args.levels)
+    variants = variant_list(args.methods, args.levels, family)
     methods = {f"{m}:{lvl}": build_method(m, lvl, concept=pack) for m, lvl in variants}
     gpu = sync_fn(args.device)
     clock = primary_clock(args)
@@ -249,7 +390,7 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
         tick = time.perf_counter if clock == "wall" else time.process_time
         with metered(parts_of(components), sync=sync, clock=tick) as meters:
             sample(components, requests, method, settings)
-        return {f"{p}_{k}": getattr(m, k) for p, m in meters.items() for k in ("rows", "seconds")}
+        return read_meters(meters)
 
     # On a CPU the part meters ride along in the timed rounds (a Python wrapper per model call, no sync). On a
     # GPU they would need a sync per call, so the timed rounds run bare and separate rounds meter the parts.
@@ -337,6 +478,8 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
         "baseline_ms_per_image": 1000 * timings.median(base, clock) / args.batch,
         "baseline_wall_ms_per_image": 1000 * timings.median(base) / args.batch,
         "profiles": profiles,
+        "family": family,
+        "scheduler": scheduler,
     }
 
 
@@ -517,9 +660,14 @@ def bench_safree_batching(components, args, pack) -> dict[str, Any]:
 # -- main -----------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="builtin:tiny", help="builtin:tiny | builtin:toy | a diffusers folder")
     ap.add_argument(
-        "--full-size", action="store_true", help="SD 1.5 architecture, random weights (no download)"
+        "--model", default=None, help="builtin:tiny[-sdxl|-sd3] | builtin:toy | a diffusers folder"
+    )
+    ap.add_argument("--family", default="sd", choices=("sd", "sdxl", "sd3"), help="model family")
+    ap.add_argument(
+        "--full-size",
+        action="store_true",
+        help="SD 1.5 / SDXL-base / SD3-medium architecture (per --family), random weights (no download)",
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
@@ -529,7 +677,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds (after one untimed warm-up)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (CPU)")
     ap.add_argument(
-        "--parts", default="methods,diffusers,safree", help="comma list: methods,diffusers,safree"
+        "--parts",
+        default=None,
+        help="comma list: methods,diffusers,safree (default: all three on sd, methods on sdxl/sd3)",
     )
     ap.add_argument("--methods", default="sld,safree,safe_denoiser,dual_latent,negative_prompt")
     ap.add_argument("--levels", default=None, help="comma list of levels to keep (default: every level)")
@@ -549,6 +699,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.batch, args.steps, args.repeats, args.safree_n = 1, 2, 1, 2
         args.levels = args.levels or "off,strong,official"
         args.sld_levels = args.sld_levels or "medium"
+    if args.parts is None:
+        args.parts = "methods,diffusers,safree" if args.family == "sd" else "methods"
+    if args.model is None:
+        args.model = "builtin:tiny" if args.family == "sd" else f"builtin:tiny-{args.family}"
     args.parts = [p for p in args.parts.split(",") if p]
     args.methods = [m for m in args.methods.split(",") if m]
     args.levels = args.levels.split(",") if args.levels else None
@@ -567,8 +721,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     components = load(args)
     pack = load_pack(args.concept)
+    if components.family != args.family:
+        raise SystemExit(f"--family {args.family} but model {args.model} is {components.family}")
+    arch = {"sd": "SD 1.5", "sdxl": "SDXL-base", "sd3": "SD3-medium (no T5)"}[args.family]
     setup = {
-        "model": "random SD 1.5 architecture" if args.full_size else args.model,
+        "model": f"random {arch} architecture" if args.full_size else args.model,
+        "family": args.family,
         "device": args.device,
         "dtype": args.dtype,
         "size": args.size,

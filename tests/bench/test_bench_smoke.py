@@ -138,3 +138,24 @@ def test_synthetic_ids_are_unique_hex():
     bench = _module("bench_warehouse")
     ids = bench.hex_ids(np.arange(10_000), salt=1).to_pylist()
     assert len(set(ids)) == 10_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_full_size_family_configs_on_meta_device():
+    """SDXL-base and SD3-medium architectures (random weights) have their published parameter counts."""
+    bench = _module("bench_methods")
+    xl = bench.full_size_family_components("sdxl", device="meta")
+    assert round(bench.n_params(xl.unet) / 1e6, 1) == 2567.5  # SDXL-base UNet
+    assert round(bench.n_params(xl.text_encoder_2) / 1e6, 1) == 694.7  # OpenCLIP bigG text tower + projection
+    assert xl.unet.config.cross_attention_dim == 768 + 1280
+    sd3 = bench.full_size_family_components("sd3", device="meta")
+    assert round(bench.n_params(sd3.unet) / 1e6, 1) == 2028.3  # SD3-medium MMDiT
+    assert sd3.family == "sd3" and sd3.vae.config.latent_channels == 16
+
+
+def test_bench_methods_family_quick(tmp_path):
+    bench = _module("bench_methods")
+    out = bench.main(["--family", "sd3", "--quick", "--methods", "sld,dual_latent", "--levels", "off,strong"])
+    keys = {(r["method"], r["level"]) for r in out["methods"]["rows"]}
+    assert keys == {("baseline", "off"), ("sld", "off"), ("sld", "strong")}  # dual_latent: not on sd3
+    floors = {(r["method"], r["level"]): r["floor"] for r in out["methods"]["rows"]}
+    assert floors[("sld", "strong")] == 1.5 and out["methods"]["scheduler"] == "euler"
