@@ -261,9 +261,9 @@ class Context:
             return self.encode_rows(texts)
         memo = self.cache.get("_zero_uncond")
         if memo is None or memo[0].shape[0] != len(texts):
-            hidden, pooled = self.encode_pooled([""])
-            hidden = torch.zeros_like(hidden).expand(len(texts), -1, -1)
-            pooled = torch.zeros_like(pooled).expand(len(texts), -1)
+            # shapes from the prompt rows (encoded first): zeros cost no text-encoder pass
+            hidden = torch.zeros_like(self.cond[:1]).expand(len(texts), -1, -1)
+            pooled = torch.zeros_like(self.pooled("cond")[:1]).expand(len(texts), -1)
             memo = (self._remember_pooled(hidden, pooled), pooled)
             self.cache["_zero_uncond"] = memo
         return memo[0]
