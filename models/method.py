@@ -124,6 +124,13 @@ class SafetyMethod:
         """True when this configuration is the baseline by construction."""
         return self.level == "off"
 
+    def family_error(self, family: str) -> str | None:
+        """Why this configured method cannot run on ``family`` (one line naming both), or None. The class's
+        FAMILIES decide; a method whose config rules a family out (a UNet-only hook on SD3) says so here."""
+        if family in self.FAMILIES:
+            return None
+        return f"method {self.name!r} does not support model family {family!r} (supported: {', '.join(self.FAMILIES)})"
+
     # -- hooks ----------------------------------------------------------------------------------------
     def setup(self, ctx) -> None:
         return None

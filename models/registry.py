@@ -64,6 +64,14 @@ def check_supported(method: str, family: str) -> None:
         )
 
 
+def check_configured(method: Any, family: str) -> None:
+    """One-line refusal of a *configured* method on a family (a level may rule one out, e.g. SAFREE's
+    ``paper`` LRA on SD3; Safe Denoiser's base must run there too)."""
+    problem = method.family_error(family)
+    if problem:
+        raise ValueError(problem)
+
+
 def build_method(
     name: str, level: str = "off", knob: float | None = None, overrides: dict | None = None, concept=None
 ):

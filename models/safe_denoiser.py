@@ -437,6 +437,9 @@ class SafeDenoiser(SafetyMethod):
             out["negation_hash"] = None  # setup() fails with the reason
         return out
 
+    def family_error(self, family: str) -> str | None:
+        return super().family_error(family) or self.base.family_error(family)  # the base must run there too
+
     def resolved_config(self) -> dict[str, Any]:
         out = super().resolved_config()
         out["base"] = self.base.resolved_config()

@@ -305,6 +305,11 @@ class SAFREE(SafetyMethod):
             out["negative_prompt"] = self.negative_text
         return out
 
+    def family_error(self, family: str) -> str | None:
+        if family == "sd3" and self.config.lra == "paper":  # the LRA hooks sit on UNet up-blocks
+            return "method 'safree' with lra='paper' does not support model family 'sd3' (no UNet up-blocks)"
+        return super().family_error(family)
+
     def _projects(self) -> bool:
         return self.config.forced_filtered_steps != 0
 
@@ -320,8 +325,6 @@ class SAFREE(SafetyMethod):
         neg = cfg.negative_prompt and ctx.do_cfg
         state: dict[str, Any] = {"negative_prompt": neg, "plans": None, "groups": 2 if ctx.do_cfg else 1}
         ctx.state["safree"] = state
-        if self.config.lra == "paper" and ctx.family == "sd3":
-            raise ValueError("safree lra='paper' needs UNet up-blocks; SD3's transformer has none")
         if neg or self._projects():
             self._require_keywords()
         if neg:  # F: the keyword list replaces the unconditional text (one row, shared by every request)

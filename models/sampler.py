@@ -437,11 +437,9 @@ def sample(
     method = method or Baseline()
     settings = settings or SamplerSettings()
     family = components.family
-    if family not in method.FAMILIES:  # refused before any work: never baseline images under its name
-        raise ValueError(
-            f"method {method.name!r} does not support model family {family!r} "
-            f"(supported: {', '.join(method.FAMILIES)})"
-        )
+    problem = method.family_error(family)  # refused before any work: never baseline images under its name
+    if problem:
+        raise ValueError(problem)
     factor = components.vae_scale_factor
     patch = int(getattr(components.unet.config, "patch_size", None) or 1)  # sd3: the transformer's patches
     if settings.height % (factor * patch) or settings.width % (factor * patch):

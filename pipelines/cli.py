@@ -151,7 +151,7 @@ def sample(
         from models.components import family_of, load_components
         from models.concepts import load_pack
         from models.families import check_scheduler, default_scheduler
-        from models.registry import build_method, check_supported
+        from models.registry import build_method, check_configured, check_supported
         from models.sampler import Request, SamplerSettings
         from models.sampler import sample as run_sample
 
@@ -160,6 +160,7 @@ def sample(
         name = scheduler or default_scheduler(family)
         check_scheduler(family, name)
         m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
+        check_configured(m, family)
         settings = SamplerSettings(scheduler=name, steps=steps, guidance=guidance, height=size, width=size)
         components = load_components(model, dtype=dtype, device=device)
         result = run_sample(components, [Request(prompt, seed)], method=m, settings=settings)

@@ -14,10 +14,19 @@ from models.registry import available_methods, method_class
 from pipelines.cli import app
 
 FAMILIES = ("sdxl", "sd3")
+
+
+def _ruled_out(method: str, family: str, level: str) -> bool:
+    """A level whose config rules the family out (SAFREE's paper LRA on SD3): tested to exit 2 below."""
+    from models.concepts import load_pack
+
+    return method_class(method).from_level(level, concept=load_pack("toy")).family_error(family) is not None
+
+
 SUPPORTED = [(m, f) for f in FAMILIES for m in available_methods() if f in method_class(m).FAMILIES]
 # every level of every supported pair (slow: ~50 runs); test-fast runs the methods that add text rows (SLD's
 # concept row) or edit token states (SAFREE) at max on each family
-ALL_LEVELS = [(m, f, lv) for m, f in SUPPORTED for lv in method_class(m).LEVELS]
+ALL_LEVELS = [(m, f, lv) for m, f in SUPPORTED for lv in method_class(m).LEVELS if not _ruled_out(m, f, lv)]
 QUICK = [(m, f, "max") for m, f in SUPPORTED if m in ("sld", "safree")]
 
 
@@ -57,6 +66,11 @@ def test_unsupported_pair_exits_2_with_one_line(tmp_path, family):
     assert len(lines) == 1, res.output
     assert unsupported[0] in lines[0] and repr(family) in lines[0] and "does not support" in lines[0]
     assert not out.exists()
+
+
+def test_level_that_rules_out_a_family_exits_2(tmp_path):
+    res, out = _sample(tmp_path, "sd3", "safree", "paper")
+    assert res.exit_code == 2 and "lra='paper'" in res.output and "'sd3'" in res.output and not out.exists()
 
 
 def test_sd3_refuses_a_ddpm_scheduler(tmp_path):
