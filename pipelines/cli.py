@@ -117,9 +117,8 @@ def plan(spec: Path):
     from pipelines.runspec import load_spec
 
     p = _guard(lambda: plan_run(load_spec(spec)))
-    console.print(
-        json.dumps({k: p[k] for k in ("run_id", "n_expected", "n_reused")} | {"batches": len(p["batch_ids"])})
-    )
+    summary = p.summary()
+    console.print(json.dumps({k: summary[k] for k in ("run_id", "n_expected", "n_reused", "batches")}))
 
 
 @app.command()
