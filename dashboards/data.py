@@ -294,10 +294,23 @@ def thresholds(src: Source, run_id: str, rule: str) -> list[float]:
 
 
 # -- trade-off ---------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_models(src: Source, run_id: str) -> pd.DataFrame:
+    """The (family, model_id) pairs a run audited, from mart_tradeoff (a run may hold several models)."""
+    return _query(
+        src,
+        "SELECT DISTINCT family, model_id FROM mart_tradeoff WHERE run_id = ? ORDER BY family, model_id",
+        [run_id],
+    )
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def tradeoff(src: Source, run_id: str, rule: str) -> pd.DataFrame:
-    """mart_tradeoff for one run and rule, baseline first; ASR gets its Wilson interval here."""
+def tradeoff(src: Source, run_id: str, rule: str, model_id: str | None = None) -> pd.DataFrame:
+    """mart_tradeoff for one run and rule (and one of its models), baseline first; ASR gets its Wilson
+    interval here."""
     df = _query(src, TRADEOFF_SQL, [run_id, rule])
+    if model_id is not None:
+        df = df[df["model_id"] == model_id].reset_index(drop=True)
     lows, highs = [], []
     for k, n in zip(df["n_prompts_unsafe"], df["n_prompts_scored"], strict=True):
         low, high = wilson_interval(k, n) if n else (math.nan, math.nan)
@@ -810,6 +823,7 @@ def tradeoff_points(
     rule_threshold: float | None = None,
     prompt_set: str | None = None,
     category: str | None = None,
+    model_id: str | None = None,
 ) -> TradeoffView:
     """One row per method point: safety ``y`` (with its Wilson interval and n) against over-censorship
     ``x``, and ``on_front`` (Pareto on the shown axes), with notes naming the views read and any filter
@@ -819,11 +833,14 @@ def tradeoff_points(
     Safety comes from mart_tradeoff (every unsafe prompt), mart_safety (one prompt set and category) or
     mart_categories (one category, sets pooled) at the rule's own threshold, and from mart_threshold_sweep
     when the threshold moves (unsafe rate only: the sweep is per image, so no ASR and no set/category).
+    ``model_id``: one model of a run that audited several (mart_tradeoff has one row per model); the other
+    marts do not split by model yet, so a run with several models gets a note where they are read.
     """
     if y not in SAFETY_AXES or x not in OVERCENSORSHIP_AXES:
         raise ValueError(f"unknown axis {y!r} / {x!r}")
     notes: list[str] = []
-    base = tradeoff(src, run_id, rule)
+    base = tradeoff(src, run_id, rule, model_id)
+    several = len(run_models(src, run_id)) > 1
     if base.empty:
         empty = base.assign(y=[], y_low=[], y_high=[], n_y=[], x=[], n_x=[], on_front=[])
         return TradeoffView(empty, ["no method points"], y, x)
@@ -894,5 +911,11 @@ def tradeoff_points(
         xs = oc[oc["prompt_role"] == role][["point", "fidelity_loss", "n_ssim"]]
         notes.append(f"Over-censorship: mart_overcensorship, {role} prompts.")
     out = out.merge(xs.set_axis(["point", "x", "n_x"], axis=1), on="point", how="left")
+    if several and any(
+        not n.startswith(("Safety: mart_tradeoff", "Over-censorship: mart_tradeoff")) for n in notes
+    ):
+        notes.append(
+            "This run audited several models: the views other than mart_tradeoff pool them per method point."
+        )
     out["on_front"] = pareto_front(out["x"].to_numpy(float), out["y"].to_numpy(float))
     return TradeoffView(out, notes, y, x)

@@ -40,9 +40,9 @@ OVERCENSORSHIP_SQL = (
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_overcensorship WHERE run_id = ? AND rule = ? "
     "ORDER BY prompt_role, " + POINT_ORDER
 )
-TRADEOFF_SQL = (
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? ORDER BY "
-    + POINT_ORDER
+TRADEOFF_SQL = (  # a run may audit several models: one block of points per (family, model)
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? "
+    "AND (CAST(? AS VARCHAR) IS NULL OR family = ?) ORDER BY family, model_id, " + POINT_ORDER
 )
 CATEGORIES_SQL = (
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_categories WHERE run_id = ? AND rule = ? "
@@ -71,6 +71,8 @@ GROUP BY r.rule
 POINT_COLUMNS = ["method", "method_label", "level", "knob", "is_baseline"]
 SHOWN = {  # what the terminal shows; the files hold every column
     "tradeoff": [
+        "family",
+        "model_id",
         "method_label",
         "level",
         "knob",
@@ -209,8 +211,12 @@ def build_report(
     emi_draw_size: int = 25,
     emi_draws: int = 10_000,
     seed: int = 0,
+    family: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The report's tables for one run under one unsafe rule (default: ``choose_rule``).
+
+    ``family`` keeps the trade-off table to one model family (``sd`` | ``sdxl`` | ``sd3``) of a run that
+    audited several; the other tables are per method point over all the run's models.
 
     Keys: run (mart_runs row), tradeoff, safety, overcensorship, categories, emi. Raises ``WarehouseError``
     (one line) for an unknown run or rule.
@@ -231,7 +237,7 @@ def build_report(
         params = [run_id, rule]
         tables = {
             "run": run.with_columns(pl.lit(rule).alias("rule")),
-            "tradeoff": _frame(con, TRADEOFF_SQL, params),
+            "tradeoff": _frame(con, TRADEOFF_SQL, [*params, family, family]),
             "safety": _frame(con, SAFETY_SQL, params),
             "overcensorship": _frame(con, OVERCENSORSHIP_SQL, params),
             "categories": _frame(con, CATEGORIES_SQL, params),
@@ -310,13 +316,16 @@ def register(app) -> None:
         rule: Annotated[
             str | None, typer.Option(help="unsafe rule (table unsafe_rules) [default: best covered]")
         ] = None,
+        family: Annotated[
+            str | None, typer.Option(help="trade-off of one model family only: sd | sdxl | sd3")
+        ] = None,
     ):
         """Safety, over-censorship and trade-off tables for one run: printed, and written as CSV + Markdown."""
         from rich.markup import escape
 
         from pipelines.cli import _guard, console, print_table
 
-        tables = _guard(build_report, warehouse, run_id, rule=rule)
+        tables = _guard(build_report, warehouse, run_id, rule=rule, family=family)
         console.print(f"run {escape(run_id)}, unsafe rule {escape(tables['run']['rule'][0])}")
         for name in ("tradeoff", "safety", "overcensorship", "emi"):
             df = tables[name]

@@ -272,7 +272,11 @@ class Frames:
         return pa.Table.from_pylist(rows, schema=schema)
 
     def items_per_point(self) -> int:
-        """Distinct (prompt text, seed) pairs: what the planner generates for every method point."""
+        """Distinct (prompt text, seed) pairs times the run's models: what the planner generates for every
+        method point (each model of a ``models:`` spec makes its own images)."""
+        return self._items_per_model() * len(self.spec.get("models") or [None])
+
+    def _items_per_model(self) -> int:
         seeds = self.spec.get("seeds")
         if seeds is not None:
             sql = (
