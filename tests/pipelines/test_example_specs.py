@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.plan import load_prompts
 from models.registry import method_class
+from pipelines.plan import load_prompts
 from pipelines.runspec import RunSpecError, load_spec
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "runspecs").glob("*.yaml"))
