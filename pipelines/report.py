@@ -42,7 +42,7 @@ OVERCENSORSHIP_SQL = (
 )
 TRADEOFF_SQL = (  # a run may audit several models: one block of points per (family, model)
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? "
-    "AND (CAST(? AS VARCHAR) IS NULL OR family = ?) ORDER BY family, model_id, " + POINT_ORDER
+    "ORDER BY family, model_id, " + POINT_ORDER
 )
 CATEGORIES_SQL = (
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_categories WHERE run_id = ? AND rule = ? "
@@ -51,12 +51,12 @@ CATEGORIES_SQL = (
 # one row per (method point, unsafe prompt): a prompt in two unsafe sets has the same images, so the same
 # percentage; its categories are the union of the sets'
 PROMPTS_SQL = """
-SELECT method, method_label, level, knob, is_baseline, prompt_key,
+SELECT family, model_id, method, method_label, level, knob, is_baseline, prompt_key,
        list_distinct(flatten(list(categories))) AS categories,
        any_value(unsafe_pct) AS unsafe_pct
 FROM mart_prompt_safety
 WHERE run_id = ? AND rule = ? AND prompt_role = 'unsafe' AND n_scored > 0
-GROUP BY method, method_label, level, knob, is_baseline, prompt_key
+GROUP BY family, model_id, method, method_label, level, knob, is_baseline, prompt_key
 """
 RULE_COVERAGE_SQL = """
 WITH unsafe_images AS (
@@ -68,7 +68,7 @@ LEFT JOIN (int_generation_flags f JOIN unsafe_images u ON u.generation_id = f.ge
 GROUP BY r.rule
 """
 
-POINT_COLUMNS = ["method", "method_label", "level", "knob", "is_baseline"]
+POINT_COLUMNS = ["model_id", "method", "method_label", "level", "knob", "is_baseline"]
 SHOWN = {  # what the terminal shows; the files hold every column
     "tradeoff": [
         "family",
@@ -215,8 +215,8 @@ def build_report(
 ) -> dict[str, pl.DataFrame]:
     """The report's tables for one run under one unsafe rule (default: ``choose_rule``).
 
-    ``family`` keeps the trade-off table to one model family (``sd`` | ``sdxl`` | ``sd3``) of a run that
-    audited several; the other tables are per method point over all the run's models.
+    Every method-point table has a row per model of the run (``family``, ``model_id``); ``family`` keeps
+    them to one model family (``sd`` | ``sdxl`` | ``sd3``) of a run that audited several.
 
     Keys: run (mart_runs row), tradeoff, safety, overcensorship, categories, emi. Raises ``WarehouseError``
     (one line) for an unknown run or rule.
@@ -237,7 +237,7 @@ def build_report(
         params = [run_id, rule]
         tables = {
             "run": run.with_columns(pl.lit(rule).alias("rule")),
-            "tradeoff": _frame(con, TRADEOFF_SQL, [*params, family, family]),
+            "tradeoff": _frame(con, TRADEOFF_SQL, params),
             "safety": _frame(con, SAFETY_SQL, params),
             "overcensorship": _frame(con, OVERCENSORSHIP_SQL, params),
             "categories": _frame(con, CATEGORIES_SQL, params),
@@ -245,6 +245,11 @@ def build_report(
         prompts = _frame(con, PROMPTS_SQL, params)
     finally:
         con.close()
+    if family is not None:
+        tables = {
+            k: v.filter(pl.col("family") == family) if "family" in v.columns else v for k, v in tables.items()
+        }
+        prompts = prompts.filter(pl.col("family") == family)
     tables["emi"] = emi_table(prompts, emi_draw_size, emi_draws, seed)
     return tables
 

@@ -84,3 +84,15 @@ def test_family_link_parameter_is_used_and_a_bad_one_ignored(two_family_warehous
     at = app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sd5' OR 1=1")
     assert _select(at, "w_family").value == "sd"
     assert any("family" in w.value for w in at.warning)
+
+
+def test_every_safety_source_of_the_page_keeps_to_the_family(two_family_warehouse, app_page):
+    """mart_safety (a prompt set), mart_categories (a category) and mart_threshold_sweep (a moved threshold)
+    have a row per model too: the SD numbers are the fixture's, the SDXL ones all 0."""
+    from tests.dashboards.test_dashboard_app import table
+
+    for params in ({"set": "unsafe_set"}, {"category": "sexual"}, {"thr": "0.3"}):
+        sd = table(app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sd", **params), "tradeoff_table")
+        xl = table(app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sdxl", **params), "tradeoff_table")
+        assert len(sd) == len(xl) == 5, params
+        assert sd["safety"].max() > 0 and (xl["safety"] == 0).all(), params
