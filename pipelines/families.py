@@ -70,9 +70,14 @@ def inspectable(model_id: str) -> bool:
 def resolve_family(model_id: str, given: str | None) -> str:
     """The model's family: read from the model where it can be (and ``given`` must agree), else ``given``,
     else what ``family_of`` says (``'sd'`` for a hub id it cannot see)."""
-    if inspectable(model_id):
+    if given is not None and not inspectable(model_id):
+        return given
+    try:
         found = family_of(model_id)
-        if given is not None and given != found:
-            raise ValueError(f"family {given!r} given, but {model_id} is a {found!r} model")
-        return found
-    return given if given is not None else family_of(model_id)
+    except Exception as exc:  # e.g. a folder whose model_index.json names no known pipeline
+        raise ValueError(
+            f"cannot tell the family of {model_id} ({str(exc).splitlines()[0]}); give 'family'"
+        ) from None
+    if given is not None and given != found:
+        raise ValueError(f"family {given!r} given, but {model_id} is a {found!r} model")
+    return found

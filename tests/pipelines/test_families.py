@@ -75,6 +75,18 @@ def test_a_hub_id_not_on_disk_takes_the_given_family():
     assert spec.model.family == "sdxl"
 
 
+def test_family_of_a_local_folder_comes_from_its_model_index(tmp_path):
+    import json
+
+    folder = tmp_path / "my-sdxl"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    spec = parse_spec(_base(model={"id": str(folder)}, methods=[{"name": "baseline"}]))
+    assert spec.model.family == "sdxl" and spec.model.key == "my-sdxl"
+    with pytest.raises(RunSpecError, match=r"family 'sd' given, but .*my-sdxl is a 'sdxl' model"):
+        parse_spec(_base(model={"id": str(folder), "family": "sd"}, methods=[{"name": "baseline"}]))
+
+
 def test_models_list_with_overrides():
     spec = parse_spec(_base(models=TWO_SD))
     tiny, toy = spec.all_models
