@@ -86,9 +86,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=1)
 def cached_components(model_id: str, revision: str | None, dtype: str, device: str):
-    """One load per worker process and model: tasks in the same process share the components."""
+    """One load per worker process and model: tasks in the same process share the components. One model
+    at a time: a run with several models (SDXL beside SD3) runs each model's batches together, and two
+    full-size models must not both stay in (GPU) memory."""
     from models.components import load_components
 
     return load_components(model_id, revision=revision, dtype=dtype, device=device)

@@ -59,15 +59,18 @@ def preflight(spec: RunSpec) -> None:
 
 
 def generation_order(artifacts: str, run_id: str, batch_ids: list[str]) -> list[str]:
-    """The plan's batches, those that hold baseline images first (otherwise in plan order).
+    """The plan's batches model by model (one set of components in memory at a time), and within a model
+    those that hold baseline images first (otherwise in plan order).
 
     A batch is scored as soon as it is written, and a fidelity scorer compares each image with the
-    same-seed baseline image: that image must already be on disk (or in the memo) by then.
+    same-seed baseline image of its model: that image must already be on disk (or in the memo) by then.
     """
     store = Store(artifacts)
-    return sorted(
-        batch_ids, key=lambda b: not read_batch(store, run_id, b).holds_baselines
-    )  # stable: plan order within each
+    batches = {b: read_batch(store, run_id, b) for b in batch_ids}
+    models = list(dict.fromkeys(b.model.key for b in batches.values()))  # in plan order
+    return sorted(  # stable: plan order within each group
+        batch_ids, key=lambda b: (models.index(batches[b].model.key), not batches[b].holds_baselines)
+    )
 
 
 def finish_batch(

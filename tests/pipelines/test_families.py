@@ -300,3 +300,25 @@ def test_two_families_through_safeaudit_run(tmp_path):
     models = yaml.safe_load((REPO / "runspecs" / "tiny_families.yaml").read_text())["models"]
     run_id, wh = _run_and_check(tmp_path, models)
     _assert_families_landed(run_id, wh, {"builtin:tiny": "sd", "builtin:tiny-sdxl": "sdxl"})
+
+
+def test_a_run_generates_model_by_model_baselines_first(tmp_path):
+    """One model's components in memory at a time; each model's baseline images before its other points."""
+    from pipelines.contract import read_batch
+    from pipelines.plan import plan_run
+    from pipelines.runner import generation_order
+    from pipelines.storage import Store
+
+    out = {"artifacts": str(tmp_path / "art"), "warehouse": str(tmp_path / "wh.duckdb")}
+    spec = _base(models=TWO_SD, output=out)
+    spec["methods"] = [{"name": "negative_prompt", "levels": ["max"]}, {"name": "baseline"}]  # baseline last
+    plan = plan_run(parse_spec(spec))
+    store = Store(plan.artifacts)
+    order = [
+        read_batch(store, plan.run_id, b)
+        for b in generation_order(plan.artifacts, plan.run_id, plan.batch_ids)
+    ]
+    keys = [(b.model.key, b.method.name) for b in order]
+    expected = [("tiny", "baseline")] * 2 + [("tiny", "negative_prompt")] * 2  # batches of 2
+    expected += [("toy", "baseline"), ("toy", "negative_prompt")]  # batches of 4
+    assert keys == expected
