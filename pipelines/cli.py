@@ -99,14 +99,16 @@ def _summary_table(warehouse: str, run_id: str) -> None:
     con = reader(warehouse)
     try:
         rows = con.execute(
-            "SELECT method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
+            "SELECT family, model_id, method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
             "round(avg(wall_s) FILTER (WHERE NOT reused), 4) AS s_per_image "
-            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY method, level",
+            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY family, model_id, method, level",
             [run_id],
         ).fetchall()
     finally:
         con.close()
-    print_table(rows, ["method", "level", "images", "reused", "s/image"], title=f"run {run_id}")
+    print_table(
+        rows, ["family", "model", "method", "level", "images", "reused", "s/image"], title=f"run {run_id}"
+    )
     console.print(f"warehouse: {Path(warehouse).resolve()}")
 
 
