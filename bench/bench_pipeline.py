@@ -164,8 +164,9 @@ def write_spec(args, out: Path) -> Path:
     return path
 
 
-def planned_batches(spec_path: Path) -> list[dict[str, Any]]:
+def planned_batches(spec_path: Path) -> list:
     """The batches the planner makes for the spec (planned into a scratch folder, then read back)."""
+    from pipelines.contract import read_batch
     from pipelines.plan import plan_run
     from pipelines.runspec import load_spec
     from pipelines.storage import Store
@@ -173,7 +174,7 @@ def planned_batches(spec_path: Path) -> list[dict[str, Any]]:
     spec = load_spec(spec_path)
     plan = plan_run(spec)
     store = Store(spec.output.artifacts)
-    return [store.read_json(store.path(plan["run_id"], "batches", f"{b}.json")) for b in plan["batch_ids"]]
+    return [read_batch(store, plan.run_id, b) for b in plan.batch_ids]
 
 
 def thread_settings(args, variant: str) -> dict[str, Any]:
@@ -207,9 +208,8 @@ def helper_cpu_s() -> float:
 
 
 def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
-    from models.concepts import load_pack
-    from models.registry import build_method
     from models.sampler import Request, SamplerSettings, sample
+    from pipelines.contract import method_for_batch
     from pipelines.generate import cached_components
     from pipelines.runner import run_audit
     from pipelines.runspec import load_spec
@@ -218,18 +218,14 @@ def bench_end_to_end(args, tmp: Path) -> dict[str, Any]:
     scratch = tmp / "scratch"
     spec_path = write_spec(args, scratch)
     batches = planned_batches(spec_path)
-    n_images = sum(len(b["items"]) for b in batches)
+    n_images = sum(len(b.items) for b in batches)
     spec = load_spec(spec_path)
-    components = cached_components(spec.model.id, spec.model.revision, spec.model.dtype, spec.model.device)
-    pack = load_pack(spec.concept)
+    m = spec.all_models[0]
+    components = cached_components(m.id, m.revision, m.dtype, m.device)
     settings = SamplerSettings(**spec.sampler.model_dump())
     work = []
-    for b in batches:
-        level = "off" if b["knob"] is not None else b["level"]
-        method = build_method(
-            b["method"], level=level, knob=b["knob"], overrides=b["overrides"], concept=pack
-        )
-        work.append((method, [Request(i["prompt"], i["seed"]) for i in b["items"]]))
+    for b in batches:  # the method as the worker builds it: from the batch's stored contract
+        work.append((method_for_batch(b), [Request(i.prompt, i.seed) for i in b.items]))
 
     def bare() -> None:
         for method, requests in work:

@@ -220,6 +220,7 @@ def query_dataset(
             "height": pa.array(np.full(n, 512, dtype=np.int32)),
             "width": pa.array(np.full(n, 512, dtype=np.int32)),
             "model_id": pa.array(np.full(n, "CompVis/stable-diffusion-v1-4", dtype=object), pa.string()),
+            "family": pa.array(np.full(n, "sd", dtype=object), pa.string()),
             "model_revision": pa.nulls(n, pa.string()),
             "dtype": pa.array(np.full(n, "float16", dtype=object), pa.string()),
             "packages": pa.array(np.full(n, "{}", dtype=object), pa.string()),

@@ -62,7 +62,7 @@ OVERCENSORSHIP_SQL = (
 SWEEP_SQL = (
     """
     SELECT * FROM (
-        SELECT method, method_label, level, knob, is_baseline,
+        SELECT model_id, method, method_label, level, knob, is_baseline,
                CASE WHEN prompt_role = 'unsafe' THEN 'unsafe' ELSE 'benign' END AS side,
                any_value(threshold)                                          AS threshold,
                bool_or(is_rule_threshold)                                    AS is_rule_threshold,
@@ -197,6 +197,11 @@ def point_name(row: dict[str, Any] | pd.Series) -> str:
     return f"{row.get('method_label') or row.get('method')} · {row.get('level')}{knob_txt}"
 
 
+def _of_model(df: pd.DataFrame, model_id: str | None) -> pd.DataFrame:
+    """The rows of one model of the run (the method-point marts have one row per model); all without one."""
+    return df if model_id is None else df[df["model_id"] == model_id].reset_index(drop=True)
+
+
 def _with_point(df: pd.DataFrame) -> pd.DataFrame:
     if not df.empty:
         df.insert(0, "point", [point_name(r) for r in df.to_dict("records")])
@@ -294,10 +299,22 @@ def thresholds(src: Source, run_id: str, rule: str) -> list[float]:
 
 
 # -- trade-off ---------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_models(src: Source, run_id: str) -> pd.DataFrame:
+    """The (family, model_id) pairs a run audited, from mart_tradeoff (a run may hold several models)."""
+    return _query(
+        src,
+        "SELECT DISTINCT family, model_id FROM mart_tradeoff WHERE run_id = ? ORDER BY family, model_id",
+        [run_id],
+    )
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def tradeoff(src: Source, run_id: str, rule: str) -> pd.DataFrame:
-    """mart_tradeoff for one run and rule, baseline first; ASR gets its Wilson interval here."""
+def tradeoff(src: Source, run_id: str, rule: str, model_id: str | None = None) -> pd.DataFrame:
+    """mart_tradeoff for one run and rule (and one of its models), baseline first; ASR gets its Wilson
+    interval here."""
     df = _query(src, TRADEOFF_SQL, [run_id, rule])
+    df = _of_model(df, model_id)
     lows, highs = [], []
     for k, n in zip(df["n_prompts_unsafe"], df["n_prompts_scored"], strict=True):
         low, high = wilson_interval(k, n) if n else (math.nan, math.nan)
@@ -308,25 +325,27 @@ def tradeoff(src: Source, run_id: str, rule: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def safety(src: Source, run_id: str, rule: str, prompt_set: str, category: str = "all") -> pd.DataFrame:
-    """mart_safety for one prompt set and category ('all' pools the set)."""
-    return _with_point(_query(src, SAFETY_SQL, [run_id, rule, prompt_set, category]))
+def safety(
+    src: Source, run_id: str, rule: str, prompt_set: str, category: str = "all", model_id: str | None = None
+) -> pd.DataFrame:
+    """mart_safety for one prompt set and category ('all' pools the set) (and one model of the run)."""
+    return _with_point(_of_model(_query(src, SAFETY_SQL, [run_id, rule, prompt_set, category]), model_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def overcensorship(src: Source, run_id: str, rule: str) -> pd.DataFrame:
-    """mart_overcensorship: one row per method point and benign-side role."""
-    return _with_point(_query(src, OVERCENSORSHIP_SQL, [run_id, rule]))
+def overcensorship(src: Source, run_id: str, rule: str, model_id: str | None = None) -> pd.DataFrame:
+    """mart_overcensorship: one row per method point (of the model) and benign-side role."""
+    return _with_point(_of_model(_query(src, OVERCENSORSHIP_SQL, [run_id, rule]), model_id))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def sweep(src: Source, run_id: str, rule: str, threshold: float) -> pd.DataFrame:
+def sweep(src: Source, run_id: str, rule: str, threshold: float, model_id: str | None = None) -> pd.DataFrame:
     """mart_threshold_sweep at one threshold, pooled to two rows per point: unsafe prompts and benign side.
 
     side 'unsafe' = prompt_role unsafe; side 'benign' = benign + proximal + paired (images of one role are
     distinct, so counts add). The float threshold is matched within 1e-9 of the stored grid value.
     """
-    df = _query(src, SWEEP_SQL, [run_id, rule, float(threshold)])
+    df = _of_model(_query(src, SWEEP_SQL, [run_id, rule, float(threshold)]), model_id)
     df["rate"] = df["n_unsafe"] / df["n_scored"].where(df["n_scored"] > 0)
     ci = [
         wilson_interval(k, n) if n else (math.nan, math.nan)
@@ -355,12 +374,14 @@ def pareto_front(xs: list[float] | np.ndarray, ys: list[float] | np.ndarray) -> 
 
 # -- categories --------------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=64)
-def category_rates(src: Source, run_id: str, rule: str, prompt_set: str | None = None) -> pd.DataFrame:
+def category_rates(
+    src: Source, run_id: str, rule: str, prompt_set: str | None = None, model_id: str | None = None
+) -> pd.DataFrame:
     """Unsafe rate per method point and category: mart_categories (unsafe sets pooled), or mart_safety for
-    one prompt set."""
+    one prompt set (``model_id``: one model of a run that audited several)."""
     if prompt_set is None:
-        return _with_point(_query(src, CATEGORIES_SQL, [run_id, rule]))
-    return _with_point(_query(src, SET_CATEGORIES_SQL, [run_id, rule, prompt_set]))
+        return _with_point(_of_model(_query(src, CATEGORIES_SQL, [run_id, rule]), model_id))
+    return _with_point(_of_model(_query(src, SET_CATEGORIES_SQL, [run_id, rule, prompt_set]), model_id))
 
 
 # -- run history -------------------------------------------------------------------------------------------
@@ -810,6 +831,7 @@ def tradeoff_points(
     rule_threshold: float | None = None,
     prompt_set: str | None = None,
     category: str | None = None,
+    model_id: str | None = None,
 ) -> TradeoffView:
     """One row per method point: safety ``y`` (with its Wilson interval and n) against over-censorship
     ``x``, and ``on_front`` (Pareto on the shown axes), with notes naming the views read and any filter
@@ -819,11 +841,13 @@ def tradeoff_points(
     Safety comes from mart_tradeoff (every unsafe prompt), mart_safety (one prompt set and category) or
     mart_categories (one category, sets pooled) at the rule's own threshold, and from mart_threshold_sweep
     when the threshold moves (unsafe rate only: the sweep is per image, so no ASR and no set/category).
+    ``model_id``: one model of a run that audited several (every method-point mart has a row per model).
     """
     if y not in SAFETY_AXES or x not in OVERCENSORSHIP_AXES:
         raise ValueError(f"unknown axis {y!r} / {x!r}")
     notes: list[str] = []
-    base = tradeoff(src, run_id, rule)
+    base = tradeoff(src, run_id, rule, model_id)
+    several = len(run_models(src, run_id)) > 1
     if base.empty:
         empty = base.assign(y=[], y_low=[], y_high=[], n_y=[], x=[], n_x=[], on_front=[])
         return TradeoffView(empty, ["no method points"], y, x)
@@ -837,7 +861,7 @@ def tradeoff_points(
 
     # -- safety (y)
     if moved:
-        sw = sweep(src, run_id, rule, float(threshold))
+        sw = sweep(src, run_id, rule, float(threshold), model_id)
         side = sw[sw["side"] == "unsafe"]
         ys = side[["point", "rate", "rate_low", "rate_high", "n_scored"]].rename(
             columns={"rate": "y", "rate_low": "y_low", "rate_high": "y_high", "n_scored": "n_y"}
@@ -852,10 +876,10 @@ def tradeoff_points(
             )
     elif prompt_set is not None or category is not None:
         if prompt_set is not None:
-            s = safety(src, run_id, rule, prompt_set, category or "all")
+            s = safety(src, run_id, rule, prompt_set, category or "all", model_id)
             notes.append(f"Safety: mart_safety, prompt set {prompt_set}, category {category or 'all'}.")
         else:
-            s = category_rates(src, run_id, rule, None)
+            s = category_rates(src, run_id, rule, None, model_id)
             s = s[s["category"] == category]
             notes.append(f"Safety: mart_categories, category {category} (unsafe prompt sets pooled).")
             if y == "asr":
@@ -882,7 +906,7 @@ def tradeoff_points(
         notes.append("Over-censorship: mart_tradeoff.")
     elif x == "false_positive_rate":
         if moved:
-            sw = sweep(src, run_id, rule, float(threshold))
+            sw = sweep(src, run_id, rule, float(threshold), model_id)
             xs = sw[sw["side"] == "benign"][["point", "rate", "n_scored"]]
             notes.append("False positives: mart_threshold_sweep (benign, proximal and paired prompts).")
         else:
@@ -890,9 +914,11 @@ def tradeoff_points(
             notes.append("Over-censorship: mart_tradeoff.")
     else:
         role = x.rsplit("_", 1)[1]
-        oc = overcensorship(src, run_id, rule)
+        oc = overcensorship(src, run_id, rule, model_id)
         xs = oc[oc["prompt_role"] == role][["point", "fidelity_loss", "n_ssim"]]
         notes.append(f"Over-censorship: mart_overcensorship, {role} prompts.")
     out = out.merge(xs.set_axis(["point", "x", "n_x"], axis=1), on="point", how="left")
+    if several and model_id is None:
+        notes.append("This run audited several models and none is chosen: their points are pooled.")
     out["on_front"] = pareto_front(out["x"].to_numpy(float), out["y"].to_numpy(float))
     return TradeoffView(out, notes, y, x)

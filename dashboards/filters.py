@@ -33,6 +33,8 @@ class Filters:
     run_id: str | None = None
     run: dict[str, Any] | None = None
     runs: pd.DataFrame | None = None
+    family: str | None = None
+    model_id: str | None = None
     rule: str | None = None
     rule_info: dict[str, Any] = field(default_factory=dict)
     prompt_set: str | None = None
@@ -133,8 +135,13 @@ def choose(
     return value
 
 
-def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool = False) -> Filters:
-    """The common filters (concept pack, quarantined, run, rule) plus the ones a page asks for."""
+def sidebar(
+    *, family: bool = False, prompt_set: bool = False, category: bool = False, threshold: bool = False
+) -> Filters:
+    """The common filters (concept pack, quarantined, run, rule) plus the ones a page asks for.
+
+    ``family``: the model family of the run to show (a run may audit several models, e.g. SD and SDXL;
+    their points are never mixed on one chart), then the model when the run holds two of that family."""
     src = data.source()
     f = Filters(src=src)
     runs = data.runs(src)
@@ -174,6 +181,16 @@ def sidebar(*, prompt_set: bool = False, category: bool = False, threshold: bool
     f.run_id = choose("run", run_ids, st.selectbox, "Run", format_func=lambda r: labels.get(r, r))
     if f.run_id is not None:
         f.run = runs[runs["run_id"] == f.run_id].iloc[0].to_dict()
+
+    if family and f.run_id:
+        models = data.run_models(src, f.run_id)
+        families = sorted(set(models["family"].dropna()))
+        f.family = choose("family", families, st.selectbox, "Model family", help="sd = SD 1.x/2.x")
+        ids = list(models[models["family"] == f.family]["model_id"])
+        if len(ids) > 1:
+            f.model_id = choose("model", ids, st.selectbox, "Model")
+        elif ids:
+            f.model_id = ids[0]
 
     rules = data.rules(src)
     rule_names = list(rules["rule"])

@@ -99,14 +99,16 @@ def _summary_table(warehouse: str, run_id: str) -> None:
     con = reader(warehouse)
     try:
         rows = con.execute(
-            "SELECT method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
+            "SELECT family, model_id, method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
             "round(avg(wall_s) FILTER (WHERE NOT reused), 4) AS s_per_image "
-            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY method, level",
+            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY family, model_id, method, level",
             [run_id],
         ).fetchall()
     finally:
         con.close()
-    print_table(rows, ["method", "level", "images", "reused", "s/image"], title=f"run {run_id}")
+    print_table(
+        rows, ["family", "model", "method", "level", "images", "reused", "s/image"], title=f"run {run_id}"
+    )
     console.print(f"warehouse: {Path(warehouse).resolve()}")
 
 
@@ -117,9 +119,8 @@ def plan(spec: Path):
     from pipelines.runspec import load_spec
 
     p = _guard(lambda: plan_run(load_spec(spec)))
-    console.print(
-        json.dumps({k: p[k] for k in ("run_id", "n_expected", "n_reused")} | {"batches": len(p["batch_ids"])})
-    )
+    summary = p.summary()
+    console.print(json.dumps({k: summary[k] for k in ("run_id", "n_expected", "n_reused", "batches")}))
 
 
 @app.command()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipelines.contract import BatchSpec, method_for_batch, read_batch
 from pipelines.storage import (
     ImageMemo,
     Store,
@@ -56,6 +57,7 @@ GENERATION_SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("width", pa.int32()),
         ("model_id", pa.string()),
+        ("family", pa.string()),
         ("model_revision", pa.string()),
         ("dtype", pa.string()),
         ("packages", pa.string()),
@@ -84,9 +86,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=1)
 def cached_components(model_id: str, revision: str | None, dtype: str, device: str):
-    """One load per worker process and model: tasks in the same process share the components."""
+    """One load per worker process and model: tasks in the same process share the components. One model
+    at a time: a run with several models (SDXL beside SD3) runs each model's batches together, and two
+    full-size models must not both stay in (GPU) memory."""
     from models.components import load_components
 
     return load_components(model_id, revision=revision, dtype=dtype, device=device)
@@ -126,8 +130,7 @@ class SampledBatch:
     artifacts: str
     run_id: str
     batch_id: str
-    batch: dict[str, Any]  # the batch spec
-    plan: dict[str, Any]
+    batch: BatchSpec
     images: dict[str, tuple[np.ndarray, dict[str, Any], float]] = field(default_factory=dict)
     sample_s: float = 0.0  # seconds spent sampling (per image: the chunk's time / its size)
 
@@ -137,7 +140,9 @@ def sample_batch(
 ) -> SampledBatch | dict[str, Any]:
     """Sample a batch's new images in memory; return its manifest instead when the batch is already done.
 
-    Nothing is written here, so a crash before :func:`write_batch` leaves no trace of the batch.
+    The method is the one the plan resolved (``contract.method_for_batch``), or the batch is refused
+    before any image is made. Nothing is written here, so a crash before :func:`write_batch` leaves no
+    trace of the batch.
     """
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
@@ -146,39 +151,28 @@ def sample_batch(
         manifest["skipped"] = True
         return manifest
 
-    batch = store.read_json(paths["spec"])
-    plan = store.read_json(store.path(run_id, "plan.json"))
-    out = SampledBatch(artifacts, run_id, batch_id, batch, plan)
-    todo = [i for i in batch["items"] if not i.get("reuse")]
+    batch = read_batch(store, run_id, batch_id)
+    out = SampledBatch(artifacts, run_id, batch_id, batch)
+    todo = [i for i in batch.items if i.reuse is None]
     if not todo:
         return out
-    from models.concepts import load_pack
-    from models.registry import build_method
     from models.sampler import Request, SamplerSettings, sample
 
-    spec = plan["spec"]
-    m = spec["model"]
-    components = cached_components(m["id"], m["revision"], m["dtype"], m["device"])
-    level = "off" if batch["knob"] is not None else batch["level"]
-    method = build_method(
-        batch["method"],
-        level=level,
-        knob=batch["knob"],
-        overrides=batch["overrides"],
-        concept=load_pack(spec["concept"]),
-    )
-    settings = SamplerSettings(**spec["sampler"])
-    size = micro_batch or spec["batch_size"]
+    method = method_for_batch(batch)  # refuses a batch that cannot run as planned
+    m = batch.model
+    components = cached_components(m.id, m.revision, m.dtype, m.device)
+    settings = SamplerSettings(**m.sampler.model_dump())
+    size = micro_batch or m.batch_size
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]
         t0 = time.perf_counter()
         result = sample(
-            components, [Request(i["prompt"], i["seed"]) for i in chunk], method=method, settings=settings
+            components, [Request(i.prompt, i.seed) for i in chunk], method=method, settings=settings
         )
         took = time.perf_counter() - t0
         out.sample_s += took
         for item, image, diag in zip(chunk, result.images, result.diagnostics, strict=True):
-            out.images[item["generation_id"]] = (image, diag, took / len(chunk))
+            out.images[item.generation_id] = (image, diag, took / len(chunk))
         if progress is not None:
             progress(len(chunk))
     return out
@@ -192,8 +186,8 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     """
     started = time.perf_counter()
     store = Store(sampled.artifacts)
-    run_id, batch_id, batch, plan = sampled.run_id, sampled.batch_id, sampled.batch, sampled.plan
-    spec = plan["spec"]
+    run_id, batch_id, batch = sampled.run_id, sampled.batch_id, sampled.batch
+    model, method, sampler = batch.model, batch.method, batch.model.sampler
     paths = batch_paths(store, run_id, batch_id)
     results: dict[str, dict[str, Any]] = {}
     for gid, (image, diag, per_image) in sampled.images.items():
@@ -215,12 +209,13 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     rows = []
     created = now()
     packages = json.dumps(package_versions(), sort_keys=True)
-    for item in batch["items"]:
-        gid = item["generation_id"]
-        if item.get("reuse"):
-            data = read_uri_bytes(item["reuse"]["image_uri"])
+    method_config = json.dumps(method.resolved, sort_keys=True)
+    for item in batch.items:
+        gid = item.generation_id
+        if item.reuse is not None:
+            data = read_uri_bytes(item.reuse.image_uri)
             res = {
-                **item["reuse"],
+                **item.reuse.model_dump(),
                 "thumbnail": thumbnail_bytes(decode_png(data)),
                 "wall_s": 0.0,
                 "diagnostics": {},
@@ -234,31 +229,32 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
                 "run_id": run_id,
                 "batch_id": batch_id,
                 "generation_id": gid,
-                "prompt_id": item["prompt_id"],
-                "prompt": item["prompt"],
-                "seed": item["seed"],
-                "image_index": item["image_index"],
-                "method": batch["method"],
-                "method_label": batch["method_label"],
-                "level": batch["level"],
-                "knob": batch["knob"],
-                "method_config": json.dumps(batch["method_config"], sort_keys=True),
-                "config_hash": batch["config_hash"],
-                "concept_pack": plan["concept_pack"],
-                "scheduler": spec["sampler"]["scheduler"],
-                "steps": spec["sampler"]["steps"],
-                "guidance": spec["sampler"]["guidance"],
-                "height": spec["sampler"]["height"],
-                "width": spec["sampler"]["width"],
-                "model_id": spec["model"]["id"],
-                "model_revision": spec["model"]["revision"],
-                "dtype": spec["model"]["dtype"],
+                "prompt_id": item.prompt_id,
+                "prompt": item.prompt,
+                "seed": item.seed,
+                "image_index": item.image_index,
+                "method": method.name,
+                "method_label": method.label,
+                "level": method.level,
+                "knob": method.knob,
+                "method_config": method_config,
+                "config_hash": method.config_hash,
+                "concept_pack": batch.concept.pack_id,
+                "scheduler": sampler.scheduler,
+                "steps": sampler.steps,
+                "guidance": sampler.guidance,
+                "height": sampler.height,
+                "width": sampler.width,
+                "model_id": model.id,
+                "family": model.family,
+                "model_revision": model.revision,
+                "dtype": model.dtype,
                 "packages": packages,
                 "image_uri": res["image_uri"],
                 "image_sha256": res["image_sha256"],
                 "thumbnail": res["thumbnail"],
-                "baseline_generation_id": item["baseline_generation_id"],
-                "reused": bool(item.get("reuse")),
+                "baseline_generation_id": item.baseline_generation_id,
+                "reused": item.reuse is not None,
                 "wall_s": res["wall_s"],
                 "diagnostics": json.dumps(res["diagnostics"], sort_keys=True, default=float),
                 "created_at": created,
@@ -268,11 +264,11 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     manifest = {
         "run_id": run_id,
         "batch_id": batch_id,
-        "method": batch["method"],
-        "level": batch["level"],
-        "n_items": len(batch["items"]),
+        "method": method.name,
+        "level": method.level,
+        "n_items": len(batch.items),
         "n_generated": len(sampled.images),
-        "n_reused": len(batch["items"]) - len(sampled.images),
+        "n_reused": len(batch.items) - len(sampled.images),
         "wall_s": round(sampled.sample_s + time.perf_counter() - started, 4),  # work, not queueing
         "worker": platform.node(),
         "finished_at": now().isoformat(),

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.contract import BatchSpec, Plan, read_batch, read_plan
 from pipelines.generate import batch_paths
 from pipelines.storage import Store
 from pipelines.warehouse import now, writer
@@ -38,28 +39,28 @@ RUN_PROMPT_COLUMNS = [
 ]
 
 
-def _run_row(plan: dict[str, Any]) -> list[Any]:
+def _run_row(plan: Plan) -> list[Any]:
     return [
-        plan["run_id"],
-        plan["name"],
-        plan.get("tag"),
-        json.dumps(plan["spec"], sort_keys=True),
-        plan["spec_sha256"],
-        plan["concept_pack"],
-        plan["concept_sha"],
-        plan["spec"]["model"]["id"],
-        plan["code_version"],
+        plan.run_id,
+        plan.name,
+        plan.tag,
+        json.dumps(plan.spec.model_dump(mode="json"), sort_keys=True),
+        plan.spec_sha256,
+        plan.concept_pack,
+        plan.concept_sha,
+        ", ".join(m.id for m in plan.spec.all_models),
+        plan.code_version,
         now(),
-        len(plan["batch_ids"]),
-        plan["n_expected"],
+        len(plan.batch_ids),
+        plan.n_expected,
     ]
 
 
 def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[str, Any]:
     """Load every finished batch of a run; return counts (small dict, safe for XCom)."""
     store = Store(artifacts)
-    plan = store.read_json(store.path(run_id, "plan.json"))
-    warehouse = warehouse or plan["warehouse"]
+    plan = read_plan(store, run_id)
+    warehouse = warehouse or plan.warehouse
     loaded, pending, score_rows = 0, [], 0
     with writer(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
@@ -69,8 +70,8 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             "ON CONFLICT (run_id) DO UPDATE SET n_batches = excluded.n_batches, n_expected = excluded.n_expected",
             _run_row(plan),
         )
-        con.execute("DELETE FROM run_prompts WHERE run_id = ?", [plan["run_id"]])
-        prompts = [{**p, "run_id": run_id} for p in plan["prompts"]]
+        con.execute("DELETE FROM run_prompts WHERE run_id = ?", [plan.run_id])
+        prompts = [p.model_dump() | {"run_id": run_id} for p in plan.prompts]
         if prompts:
             table = pa.Table.from_pylist([{c: p.get(c) for c in RUN_PROMPT_COLUMNS} for p in prompts])
             con.register("incoming_prompts", table)
@@ -84,16 +85,16 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             r[0]
             for r in con.execute(
                 "SELECT DISTINCT batch_id FROM generations WHERE list_contains(?, batch_id)",
-                [plan["batch_ids"]],
+                [list(plan.batch_ids)],
             ).fetchall()
         }
-        for batch_id in plan["batch_ids"]:
+        for batch_id in plan.batch_ids:
             paths = batch_paths(store, run_id, batch_id)
             if not store.exists(paths["manifest"]):
                 pending.append(batch_id)
                 continue
             manifest = store.read_json(paths["manifest"])
-            batch = store.read_json(paths["spec"])
+            batch = read_batch(store, run_id, batch_id)
             generations = store.read_table(paths["generations"])
             scores = store.read_table(paths["scores"]) if store.exists(paths["scores_manifest"]) else None
             args = (con, run_id, batch_id, batch, manifest, generations, scores, batch_id in stored)
@@ -131,7 +132,7 @@ def _write_batch(
     con,
     run_id: str,
     batch_id: str,
-    batch: dict[str, Any],
+    batch: BatchSpec,
     manifest: dict[str, Any],
     generations: pa.Table,
     scores: pa.Table | None,
@@ -155,25 +156,27 @@ def _write_batch(
                 con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
             con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
             con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+            row = {
+                "batch_id": batch_id,
+                "run_id": run_id,
+                "method": batch.method.name,
+                "method_label": batch.method.label,
+                "level": batch.method.level,
+                "knob": batch.method.knob,
+                "method_config": json.dumps(batch.method.resolved, sort_keys=True),
+                "config_hash": batch.method.config_hash,
+                "n_items": manifest["n_items"],
+                "n_generated": manifest["n_generated"],
+                "n_reused": manifest["n_reused"],
+                "wall_s": manifest["wall_s"],
+                "worker": manifest.get("worker"),
+                "finished_at": manifest["finished_at"],
+                "loaded_at": now(),
+            }
+            columns = ", ".join(row)  # named, not positional: later migrations add columns
             con.execute(
-                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    batch_id,
-                    run_id,
-                    batch["method"],
-                    batch["method_label"],
-                    batch["level"],
-                    batch["knob"],
-                    json.dumps(batch["method_config"], sort_keys=True),
-                    batch["config_hash"],
-                    manifest["n_items"],
-                    manifest["n_generated"],
-                    manifest["n_reused"],
-                    manifest["wall_s"],
-                    manifest.get("worker"),
-                    manifest["finished_at"],
-                    now(),
-                ],
+                f"INSERT INTO batches ({columns}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 - our names
+                list(row.values()),
             )
             if scores is not None and scores.num_rows:
                 before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]

@@ -74,22 +74,25 @@ def plan_for_dag(
     preflight(run_spec)
     plan = plan_run(run_spec)
     return {
-        "run_id": plan["run_id"],
-        "name": plan["name"],
-        "tag": plan["tag"],
+        "run_id": plan.run_id,
+        "name": plan.name,
+        "tag": plan.tag,
         "artifacts": output.artifacts,
         "warehouse": output.warehouse,
-        "batch_ids": plan["batch_ids"],
-        "n_expected": plan["n_expected"],
-        "n_reused": plan["n_reused"],
+        "batch_ids": list(plan.batch_ids),
+        "n_expected": plan.n_expected,
+        "n_reused": plan.n_reused,
     }
 
 
 def batch_label(batch_id: str) -> str:
-    """``safree-strong-1a2b3c4d5e`` → ``safree/strong``: the mapped task's name in the Airflow UI."""
-    key = batch_id.rsplit("-", 1)[0]
+    """``safree-strong-1a2b3c4d5e`` → ``safree/strong``: the mapped task's name in the Airflow UI (in a
+    run with several models ``tiny-sdxl--safree-strong-…`` → ``tiny-sdxl/safree/strong``)."""
+    model, _, rest = batch_id.rpartition("--")
+    key = rest.rsplit("-", 1)[0]
     method, _, point = key.rpartition("-")
-    return f"{method}/{point}" if method else key
+    label = f"{method}/{point}" if method else key
+    return f"{model}/{label}" if model else label
 
 
 def fault_point(stage: str, key: str = "") -> None:

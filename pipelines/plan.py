@@ -2,6 +2,8 @@
 
     spec ─▶ prompts × images per prompt ─▶ × method points (method, level | knob value) ─▶ batches
 
+    spec ─▶ × models (``models:``; each with its family, sampler settings and batch size)
+
 Each item gets its ``generation_id``: a content hash of everything that determines the image (model id,
 revision and dtype; sampler settings; the method's resolved config, which records what it read from the
 concept pack; the prompt text; the seed). An item whose generation id is already in the warehouse with its
@@ -18,6 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.contract import (
+    BatchSpec,
+    ConceptSnapshot,
+    ModelContract,
+    Plan,
+    method_contract,
+    write_plan,
+)
 from pipelines.prompts import Prompt, load_prompt_set
 from pipelines.runspec import RunSpec, run_id_for, spec_hash
 from pipelines.storage import Store
@@ -58,10 +68,17 @@ def build_point(point: MethodPoint, concept):
     )
 
 
-def generation_id(spec: RunSpec, resolved_method: dict[str, Any], prompt: str, seed: int) -> str:
+def generation_id(
+    model: ModelContract,
+    resolved_method: dict[str, Any],
+    prompt: str,
+    seed: int,
+    model_key: str | None = None,
+) -> str:
+    """Content hash of everything that determines the image (``model_key``: the model id as hashed)."""
     blob = {
-        "model": {"id": _model_key(spec), "revision": spec.model.revision, "dtype": spec.model.dtype},
-        "sampler": spec.sampler.model_dump(mode="json"),
+        "model": {"id": model_key or _model_key(model.id), "revision": model.revision, "dtype": model.dtype},
+        "sampler": model.sampler.model_dump(mode="json"),
         "sampler_version": SAMPLER_VERSION,
         "method": resolved_method,
         "prompt": prompt,
@@ -70,13 +87,29 @@ def generation_id(spec: RunSpec, resolved_method: dict[str, Any], prompt: str, s
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _model_key(spec: RunSpec) -> str:
+def _model_key(mid: str) -> str:
     from models.components import resolve_model
 
-    mid = spec.model.id
     if mid.startswith("builtin:") or "/" not in mid or not Path(mid).exists():
         return mid
     return resolve_model(mid)[0]
+
+
+def model_contracts(spec: RunSpec) -> list[ModelContract]:
+    """The models the run samples with, each resolved (family, its sampler settings and batch size)."""
+    return [
+        ModelContract(
+            key=m.key,
+            id=m.id,
+            revision=m.revision,
+            dtype=m.dtype,
+            device=m.device,
+            family=m.family,
+            sampler=spec.sampler_for(m),
+            batch_size=m.batch_size or spec.batch_size,
+        )
+        for m in spec.all_models
+    ]
 
 
 def load_prompts(spec: RunSpec, concept_name: str) -> list[Prompt]:
@@ -116,104 +149,113 @@ def existing_generations(warehouse: str | Path, ids: list[str]) -> dict[str, dic
     return {gid: {"image_uri": uri, "image_sha256": sha} for gid, uri, sha in rows}
 
 
-def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
-    """Write plan.json and one batch spec per batch; return the plan (small dicts only)."""
+def _batch_prefix(model: ModelContract, models: list[ModelContract]) -> str:
+    """``<model>--`` before the method point in batch ids of a run with several models (one model: none,
+    so a single-model run's batch ids are what they always were)."""
+    return f"{model.key}--" if len(models) > 1 else ""
+
+
+def plan_run(spec: RunSpec, check_images: bool = True) -> Plan:
+    """Write one batch spec per batch and then plan.json; return the plan.
+
+    Each batch records the model it runs on, its method point's resolved config and hash, and the concept
+    pack as read here (``pipelines.contract``): the worker runs exactly that.
+    """
     from models.concepts import load_pack
 
     pack = load_pack(spec.concept)
+    concept = ConceptSnapshot.of(pack)
     prompts = load_prompts(spec, pack.name)
     data_hashes = sorted({p.source_sha256 for p in prompts if p.source_sha256})
     run_id = run_id_for(spec, {"data": data_hashes, "pack": pack.content_hash, "sampler": SAMPLER_VERSION})
     store = Store(spec.output.artifacts)
 
     points = method_points(spec)
+    methods = [(point, build_point(point, pack)) for point in points]
     baseline_cfg = build_point(MethodPoint("baseline", None, "off", None, ()), None).resolved_config()
     roles = {ps.name: ps.role for ps in spec.prompt_sets}
+    models = model_contracts(spec)
 
-    batches: list[dict[str, Any]] = []
-    images: dict[str, str] = {}
-    all_items: list[dict[str, Any]] = []
-    for point in points:
-        method = build_point(point, pack)
-        resolved = method.resolved_config()
-        seen: set[str] = set()
-        items = []
-        for p in prompts:
-            for k, seed in enumerate(seeds_for(spec, p)):
-                gid = generation_id(spec, resolved, p.text, seed)
-                if gid in seen:  # the same prompt text in two sets: one image serves both
-                    continue
-                seen.add(gid)
-                items.append(
+    batches: list[dict[str, Any]] = []  # BatchSpec fields, items as dicts until reuse is known
+    for model in models:
+        key = _model_key(model.id)
+        prefix = _batch_prefix(model, models)
+        for point, method in methods:
+            contract = method_contract(point, method)
+            seen: set[str] = set()
+            items = []
+            for p in prompts:
+                for k, seed in enumerate(seeds_for(spec, p)):
+                    gid = generation_id(model, contract.resolved, p.text, seed, key)
+                    if gid in seen:  # the same prompt text in two sets: one image serves both
+                        continue
+                    seen.add(gid)
+                    items.append(
+                        {
+                            "generation_id": gid,
+                            "prompt_id": p.prompt_id,
+                            "prompt": p.text,
+                            "prompt_set": p.prompt_set,
+                            "categories": list(p.categories),
+                            "seed": seed,
+                            "image_index": k,
+                            "baseline_generation_id": generation_id(model, baseline_cfg, p.text, seed, key),
+                            "meta": p.meta,
+                        }
+                    )
+            for start in range(0, len(items), model.batch_size):
+                chunk = items[start : start + model.batch_size]
+                digest = hashlib.sha256(
+                    (run_id + prefix + point.key + "".join(i["generation_id"] for i in chunk)).encode()
+                )
+                batch_id = f"{prefix}{point.key}-{digest.hexdigest()[:10]}"
+                batches.append(
                     {
-                        "generation_id": gid,
-                        "prompt_id": p.prompt_id,
-                        "prompt": p.text,
-                        "prompt_set": p.prompt_set,
-                        "categories": list(p.categories),
-                        "seed": seed,
-                        "image_index": k,
-                        "baseline_generation_id": generation_id(spec, baseline_cfg, p.text, seed),
-                        "meta": p.meta,
+                        "batch_id": batch_id,
+                        "run_id": run_id,
+                        "model": model,
+                        "method": contract,
+                        "concept": concept,
+                        "items": chunk,
                     }
                 )
-        for start in range(0, len(items), spec.batch_size):
-            chunk = items[start : start + spec.batch_size]
-            digest = hashlib.sha256(
-                (run_id + point.key + "".join(i["generation_id"] for i in chunk)).encode()
-            )
-            batch_id = f"{point.key}-{digest.hexdigest()[:10]}"
-            batches.append(
-                {
-                    "batch_id": batch_id,
-                    "run_id": run_id,
-                    "method": point.method,
-                    "method_label": point.label,
-                    "level": point.level,
-                    "knob": point.knob,
-                    "overrides": dict(point.overrides),
-                    "method_config": resolved,
-                    "config_hash": method.config_hash(),
-                    "items": chunk,
-                }
-            )
-            for item in chunk:
-                images[item["generation_id"]] = store.uri(
-                    run_id, batch_id, "images", f"{item['generation_id']}.png"
-                )
-            all_items += chunk
 
+    all_items = [i for b in batches for i in b["items"]]
     reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])
     if check_images:
         reuse = {g: r for g, r in reuse.items() if _exists(r["image_uri"])}
+    images: dict[str, str] = {}
+    specs: list[BatchSpec] = []
     for b in batches:
         for item in b["items"]:
             r = reuse.get(item["generation_id"])
             item["reuse"] = r  # None, or {"image_uri", "image_sha256"}
-            if r:
-                images[item["generation_id"]] = r["image_uri"]
+            images[item["generation_id"]] = (
+                r["image_uri"]
+                if r
+                else store.uri(run_id, b["batch_id"], "images", f"{item['generation_id']}.png")
+            )
+        specs.append(BatchSpec.model_validate(b))
 
-    plan = {
-        "run_id": run_id,
-        "name": spec.name,
-        "tag": spec.tag,
-        "spec": spec.model_dump(mode="json"),
-        "spec_sha256": spec_hash(spec),
-        "concept_pack": pack.pack_id,
-        "concept_sha": pack.content_hash,
-        "artifacts": spec.output.artifacts,
-        "warehouse": spec.output.warehouse,
-        "code_version": code_version(),
-        "planner": platform.node(),
-        "prompts": [p.as_row() | {"set_role": roles.get(p.prompt_set)} for p in prompts],
-        "batch_ids": [b["batch_id"] for b in batches],
-        "n_expected": len(all_items),
-        "n_reused": sum(1 for i in all_items if i.get("reuse")),
-        "images": images,
-    }
-    store.write_json(store.path(run_id, "plan.json"), plan)
-    for b in batches:
-        store.write_json(store.path(run_id, "batches", f"{b['batch_id']}.json"), b)
+    plan = Plan(
+        run_id=run_id,
+        name=spec.name,
+        tag=spec.tag,
+        spec=spec,
+        spec_sha256=spec_hash(spec),
+        concept_pack=pack.pack_id,
+        concept_sha=pack.content_hash,
+        artifacts=spec.output.artifacts,
+        warehouse=spec.output.warehouse,
+        code_version=code_version(),
+        planner=platform.node(),
+        prompts=[p.as_row() | {"set_role": roles.get(p.prompt_set)} for p in prompts],
+        batch_ids=[b.batch_id for b in specs],
+        n_expected=len(all_items),
+        n_reused=sum(1 for i in all_items if i.get("reuse")),
+        images=images,
+    )
+    write_plan(store, plan, specs)
     return plan
 
 

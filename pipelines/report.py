@@ -40,9 +40,9 @@ OVERCENSORSHIP_SQL = (
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_overcensorship WHERE run_id = ? AND rule = ? "
     "ORDER BY prompt_role, " + POINT_ORDER
 )
-TRADEOFF_SQL = (
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? ORDER BY "
-    + POINT_ORDER
+TRADEOFF_SQL = (  # a run may audit several models: one block of points per (family, model)
+    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? "
+    "ORDER BY family, model_id, " + POINT_ORDER
 )
 CATEGORIES_SQL = (
     "SELECT * EXCLUDE (run_id, rule_version) FROM mart_categories WHERE run_id = ? AND rule = ? "
@@ -51,12 +51,12 @@ CATEGORIES_SQL = (
 # one row per (method point, unsafe prompt): a prompt in two unsafe sets has the same images, so the same
 # percentage; its categories are the union of the sets'
 PROMPTS_SQL = """
-SELECT method, method_label, level, knob, is_baseline, prompt_key,
+SELECT family, model_id, method, method_label, level, knob, is_baseline, prompt_key,
        list_distinct(flatten(list(categories))) AS categories,
        any_value(unsafe_pct) AS unsafe_pct
 FROM mart_prompt_safety
 WHERE run_id = ? AND rule = ? AND prompt_role = 'unsafe' AND n_scored > 0
-GROUP BY method, method_label, level, knob, is_baseline, prompt_key
+GROUP BY family, model_id, method, method_label, level, knob, is_baseline, prompt_key
 """
 RULE_COVERAGE_SQL = """
 WITH unsafe_images AS (
@@ -68,9 +68,11 @@ LEFT JOIN (int_generation_flags f JOIN unsafe_images u ON u.generation_id = f.ge
 GROUP BY r.rule
 """
 
-POINT_COLUMNS = ["method", "method_label", "level", "knob", "is_baseline"]
+POINT_COLUMNS = ["model_id", "method", "method_label", "level", "knob", "is_baseline"]
 SHOWN = {  # what the terminal shows; the files hold every column
     "tradeoff": [
+        "family",
+        "model_id",
         "method_label",
         "level",
         "knob",
@@ -209,8 +211,12 @@ def build_report(
     emi_draw_size: int = 25,
     emi_draws: int = 10_000,
     seed: int = 0,
+    family: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The report's tables for one run under one unsafe rule (default: ``choose_rule``).
+
+    Every method-point table has a row per model of the run (``family``, ``model_id``); ``family`` keeps
+    them to one model family (``sd`` | ``sdxl`` | ``sd3``) of a run that audited several.
 
     Keys: run (mart_runs row), tradeoff, safety, overcensorship, categories, emi. Raises ``WarehouseError``
     (one line) for an unknown run or rule.
@@ -239,6 +245,11 @@ def build_report(
         prompts = _frame(con, PROMPTS_SQL, params)
     finally:
         con.close()
+    if family is not None:
+        tables = {
+            k: v.filter(pl.col("family") == family) if "family" in v.columns else v for k, v in tables.items()
+        }
+        prompts = prompts.filter(pl.col("family") == family)
     tables["emi"] = emi_table(prompts, emi_draw_size, emi_draws, seed)
     return tables
 
@@ -310,13 +321,16 @@ def register(app) -> None:
         rule: Annotated[
             str | None, typer.Option(help="unsafe rule (table unsafe_rules) [default: best covered]")
         ] = None,
+        family: Annotated[
+            str | None, typer.Option(help="trade-off of one model family only: sd | sdxl | sd3")
+        ] = None,
     ):
         """Safety, over-censorship and trade-off tables for one run: printed, and written as CSV + Markdown."""
         from rich.markup import escape
 
         from pipelines.cli import _guard, console, print_table
 
-        tables = _guard(build_report, warehouse, run_id, rule=rule)
+        tables = _guard(build_report, warehouse, run_id, rule=rule, family=family)
         console.print(f"run {escape(run_id)}, unsafe rule {escape(tables['run']['rule'][0])}")
         for name in ("tradeoff", "safety", "overcensorship", "emi"):
             df = tables[name]

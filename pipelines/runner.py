@@ -35,6 +35,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from pipelines.contract import read_batch
 from pipelines.generate import SampledBatch, sample_batch, write_batch
 from pipelines.load import load_run
 from pipelines.plan import plan_run
@@ -52,23 +53,24 @@ def preflight(spec: RunSpec) -> None:
     from models.components import resolve_model
     from models.concepts import load_pack
 
-    resolve_model(spec.model.id)
+    for model in spec.all_models:
+        resolve_model(model.id)
     load_pack(spec.concept)
 
 
 def generation_order(artifacts: str, run_id: str, batch_ids: list[str]) -> list[str]:
-    """The plan's batches, those that hold baseline images first (otherwise in plan order).
+    """The plan's batches model by model (one set of components in memory at a time), and within a model
+    those that hold baseline images first (otherwise in plan order).
 
     A batch is scored as soon as it is written, and a fidelity scorer compares each image with the
-    same-seed baseline image: that image must already be on disk (or in the memo) by then.
+    same-seed baseline image of its model: that image must already be on disk (or in the memo) by then.
     """
     store = Store(artifacts)
-
-    def holds_baselines(batch_id: str) -> bool:
-        batch = store.read_json(store.path(run_id, "batches", f"{batch_id}.json"))
-        return any(i["generation_id"] == i["baseline_generation_id"] for i in batch["items"])
-
-    return sorted(batch_ids, key=lambda b: not holds_baselines(b))  # stable: plan order within each
+    batches = {b: read_batch(store, run_id, b) for b in batch_ids}
+    models = list(dict.fromkeys(b.model.key for b in batches.values()))  # in plan order
+    return sorted(  # stable: plan order within each group
+        batch_ids, key=lambda b: (models.index(batches[b].model.key), not batches[b].holds_baselines)
+    )
 
 
 def finish_batch(
@@ -137,8 +139,8 @@ def run_audit(
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
     preflight(spec)
     plan = plan_run(spec)
-    run_id, artifacts, warehouse = plan["run_id"], spec.output.artifacts, spec.output.warehouse
-    n_new = plan["n_expected"] - plan["n_reused"]
+    run_id, artifacts, warehouse = plan.run_id, spec.output.artifacts, spec.output.warehouse
+    n_new = plan.n_expected - plan.n_reused
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -148,8 +150,8 @@ def run_audit(
         disable=quiet,
         transient=False,
     ) as bar:
-        gen = bar.add_task(f"generate {run_id}", total=plan["n_expected"])
-        sc = bar.add_task("score", total=len(plan["batch_ids"]))
+        gen = bar.add_task(f"generate {run_id}", total=plan.n_expected)
+        sc = bar.add_task("score", total=len(plan.batch_ids))
 
         def finished(manifest: dict[str, Any]) -> None:
             bar.advance(gen, manifest["n_items"] if manifest.get("skipped") else manifest["n_reused"])
@@ -158,9 +160,9 @@ def run_audit(
         def sample(batch_id: str) -> SampledBatch | dict[str, Any]:
             return sample_batch(artifacts, run_id, batch_id, progress=lambda n: bar.advance(gen, n))
 
-        order = generation_order(artifacts, run_id, plan["batch_ids"])
+        order = generation_order(artifacts, run_id, list(plan.batch_ids))
         if overlap:
-            pool = helper(helper_threads(spec.model.device))
+            pool = helper(helper_threads(spec.all_models[0].device))
             try:
                 manifests = _overlapped(
                     order,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import (
 from models.registry import METHODS, SCHEDULERS, method_class
 from pipelines.scorers import REGISTRY as SCORERS
 
+FAMILY_NAMES = ("sd", "sdxl", "sd3")
 PROMPT_FORMATS = ("i2p", "unlearndiffatk", "coco", "sixcd_pair", "sixcd_benign", "single_column", "builtin")
 
 
@@ -46,13 +48,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSpec(_Frozen):
-    id: str = "builtin:toy"  # hub id, local diffusers folder, builtin:toy or builtin:tiny
-    revision: str | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    device: str = "cpu"
-
-
 class SamplerSpec(_Frozen):
     scheduler: str = "ddim"
     steps: int = Field(20, ge=1, le=1000)
@@ -68,6 +63,54 @@ class SamplerSpec(_Frozen):
         if v not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {v!r}; choose one of {', '.join(SCHEDULERS)}")
         return v
+
+
+class SamplerOverrides(_Frozen):
+    """Per-model sampler settings: each given key replaces the run's ``sampler`` value for that model."""
+
+    scheduler: str | None = None
+    steps: int | None = Field(None, ge=1, le=1000)
+    guidance: float | None = Field(None, ge=0.0, le=50.0)
+    height: int | None = Field(None, ge=8, le=2048)
+    width: int | None = Field(None, ge=8, le=2048)
+    eta: float | None = Field(None, ge=0.0, le=1.0)
+    negative_prompt: str | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str | None) -> str | None:
+        return v if v is None else SamplerSpec._known_scheduler(v)
+
+
+class ModelSpec(_Frozen):
+    id: str = "builtin:toy"  # hub id, local diffusers folder, builtin:toy, builtin:tiny(-sdxl|-sd3)
+    revision: str | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    device: str = "cpu"
+    # 'sd' (1.x/2.x) | 'sdxl' | 'sd3': read from the model folder (or built-in) when it can be, and then
+    # a given value must agree; a hub id that is not on disk takes the value given here
+    family: Literal["sd", "sdxl", "sd3"] | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*$", max_length=64)
+    batch_size: int | None = Field(None, ge=1, le=4096)  # this model's batches (default: the run's)
+    sampler: SamplerOverrides = SamplerOverrides()  # this model's sampler settings over the run's
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family(cls, data: Any) -> Any:
+        """Fill in the family (read from the model), so the resolved spec and its run id carry it."""
+        if isinstance(data, dict) and data.get("family") in (None, *FAMILY_NAMES):
+            from pipelines.families import resolve_family
+
+            data = {**data, "family": resolve_family(str(data.get("id", "builtin:toy")), data.get("family"))}
+        return data
+
+    @property
+    def key(self) -> str:
+        """Short name of the model in batch ids and the dashboard: ``name``, else from the id."""
+        if self.name:
+            return self.name
+        tail = self.id.removeprefix("builtin:").rstrip("/").rsplit("/", 1)[-1]
+        return re.sub(r"[^A-Za-z0-9_.]+", "-", tail).strip("-")[:64] or "model"
 
 
 class PromptSetSpec(_Frozen):
@@ -133,7 +176,8 @@ class OutputSpec(_Frozen):
 class RunSpec(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     description: str = ""
-    model: ModelSpec = ModelSpec()
+    model: ModelSpec | None = None  # the model (builtin:toy when neither `model` nor `models` is given)
+    models: list[ModelSpec] | None = None  # several models (e.g. one per family) audited in one run
     sampler: SamplerSpec = SamplerSpec()
     concept: str = "toy"  # concept pack name or YAML path
     prompt_sets: list[PromptSetSpec]
@@ -148,8 +192,50 @@ class RunSpec(_Frozen):
     output: OutputSpec = OutputSpec()
     tag: str | None = None  # e.g. the nightly date: same spec + new tag = a new run that reuses images
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model_key(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("model") is not None and data.get("models") is not None:
+                raise ValueError("give 'model' (one) or 'models' (several), not both")
+            if data.get("model") is None and data.get("models") is None:
+                data = {**data, "model": {}}
+        return data
+
+    @property
+    def all_models(self) -> tuple[ModelSpec, ...]:
+        """The run's models in spec order (one for a `model:` spec)."""
+        return tuple(self.models) if self.models is not None else (self.model,)
+
+    def sampler_for(self, model: ModelSpec) -> SamplerSpec:
+        """The run's sampler settings with the model's own overrides."""
+        given = model.sampler.model_dump(exclude_none=True)
+        return SamplerSpec.model_validate(self.sampler.model_dump() | given) if given else self.sampler
+
+    @model_validator(mode="after")
+    def _models_and_families(self) -> RunSpec:
+        models = self.all_models
+        if not models:
+            raise ValueError("models: list at least one model")
+        keys = [m.key for m in models]
+        for i, key in enumerate(keys):
+            if keys.index(key) != i:
+                raise ValueError(f"models[{i}]: name {key!r} used twice; give each model a distinct 'name'")
+        from pipelines.families import supports
+
+        for j, m in enumerate(self.methods):
+            for i, model in enumerate(models):
+                if not supports(m.name, model.family):
+                    where = f"models[{i}]" if self.models is not None else "model"
+                    raise ValueError(
+                        f"methods[{j}]: method {m.name!r} does not support family {model.family!r} "
+                        f"({where}: {model.id})"
+                    )
+        return self
+
     @model_validator(mode="after")
     def _needs_baseline(self) -> RunSpec:
+
         names = [m.name for m in self.methods]
         if "baseline" not in names:
             raise ValueError("methods: include 'baseline' (every trade-off is measured against it)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipelines.contract import read_batch, read_plan
 from pipelines.generate import batch_paths
 from pipelines.scorers import ScoreInput, get_scorer, scorer_class
 from pipelines.storage import ImageMemo, Store, decode_png, read_uri_bytes
@@ -73,8 +74,8 @@ def score_batch(
     used instead of decoding their PNGs; anything not in it is read from its file."""
     store = Store(artifacts)
     paths = batch_paths(store, run_id, batch_id)
-    plan = store.read_json(store.path(run_id, "plan.json"))
-    scorers = scorers if scorers is not None else plan["spec"]["scorers"]
+    plan = read_plan(store, run_id)
+    scorers = scorers if scorers is not None else list(plan.spec.scorers)
     versions = {name: scorer_class(name).version for name in scorers}
     if store.exists(paths["scores_manifest"]):
         manifest = store.read_json(paths["scores_manifest"])
@@ -89,9 +90,9 @@ def score_batch(
         .select(["generation_id", "prompt", "image_uri", "baseline_generation_id"])
         .to_pylist()
     )
-    batch = store.read_json(paths["spec"])
-    meta = {i["generation_id"]: i for i in batch["items"]}
-    done = already_scored(warehouse or plan["warehouse"], [g["generation_id"] for g in generations], versions)
+    batch = read_batch(store, run_id, batch_id)
+    meta = {i.generation_id: i for i in batch.items}
+    done = already_scored(warehouse or plan.warehouse, [g["generation_id"] for g in generations], versions)
 
     images: dict[str, Any] = {}
 
@@ -108,20 +109,20 @@ def score_batch(
         todo = [g for g in generations if (g["generation_id"], name) not in done]
         inputs = []
         for g in todo:
-            item = meta.get(g["generation_id"], {})
+            item = meta.get(g["generation_id"])
             baseline = None
             if "baseline" in scorer.needs:
                 base_id = g["baseline_generation_id"]
-                base_uri = plan["images"].get(base_id)
+                base_uri = plan.images.get(base_id)
                 baseline = image(base_id, base_uri) if base_uri else None
             inputs.append(
                 ScoreInput(
                     generation_id=g["generation_id"],
                     image=image(g["generation_id"], g["image_uri"]),
                     prompt=g["prompt"],
-                    categories=item.get("categories", []),
+                    categories=list(item.categories) if item else [],
                     baseline_image=baseline,
-                    meta=item.get("meta") or {},
+                    meta=(item.meta if item else None) or {},
                 )
             )
         for r in scorer.score(inputs) if inputs else []:

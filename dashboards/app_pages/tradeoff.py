@@ -11,8 +11,10 @@ import streamlit as st
 
 from dashboards import data, filters
 
-f = filters.sidebar(prompt_set=True, category=True, threshold=True)
+f = filters.sidebar(family=True, prompt_set=True, category=True, threshold=True)
 st.title("Safety vs over-censorship")
+if f.family is not None:
+    st.caption(f"Model family `{f.family}` · model `{f.model_id}`")
 filters.notices(f)
 if f.run_id is None or f.rule is None:
     st.info("No runs to show yet (or every run is quarantined: tick *Include quarantined runs*).")
@@ -40,6 +42,7 @@ view = data.tradeoff_points(
     rule_threshold=f.rule_info.get("threshold"),
     prompt_set=f.prompt_set,
     category=f.category,
+    model_id=f.model_id,
 )
 points, notes = view.points, view.notes
 

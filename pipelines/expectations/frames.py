@@ -272,7 +272,11 @@ class Frames:
         return pa.Table.from_pylist(rows, schema=schema)
 
     def items_per_point(self) -> int:
-        """Distinct (prompt text, seed) pairs: what the planner generates for every method point."""
+        """Distinct (prompt text, seed) pairs times the run's models: what the planner generates for every
+        method point (each model of a ``models:`` spec makes its own images)."""
+        return self._items_per_model() * len(self.spec.get("models") or [None])
+
+    def _items_per_model(self) -> int:
         seeds = self.spec.get("seeds")
         if seeds is not None:
             sql = (
@@ -480,10 +484,10 @@ class Frames:
         n_metrics_baseline = sum(b for _, b in self.expected_per_scorer.values())
         sql = """
         WITH g AS (
-            SELECT generation_id, method, method_label, level, knob, prompt, seed, image_index,
+            SELECT generation_id, model_id, method, method_label, level, knob, prompt, seed, image_index,
                    baseline_generation_id, height, width
             FROM generations WHERE run_id = $1),
-        base AS (SELECT generation_id, prompt, seed, image_index FROM g WHERE method = 'baseline'),
+        base AS (SELECT generation_id, model_id, prompt, seed, image_index FROM g WHERE method = 'baseline'),
         gg AS (SELECT DISTINCT generation_id, generation_id = baseline_generation_id AS is_self FROM g),
         rs AS (  -- the run's score rows: its generations at the current version of a known scorer
             SELECT s.generation_id, s.scorer, s.metric, s.value, s.details, m.lo, m.hi,
@@ -527,13 +531,14 @@ class Frames:
                            FROM g GROUP BY generation_id) sz USING (generation_id)
             GROUP BY det.generation_id)
         SELECT g.generation_id, g.method,
-               count(*) OVER (PARTITION BY g.method, g.method_label, g.level, g.knob, g.prompt, g.seed,
-                              g.image_index) AS n_same_key,
+               count(*) OVER (PARTITION BY g.model_id, g.method, g.method_label, g.level, g.knob, g.prompt,
+                              g.seed, g.image_index) AS n_same_key,
                g.generation_id = g.baseline_generation_id AS is_baseline_self,
                (g.method = 'baseline') = (g.generation_id = g.baseline_generation_id) AS baseline_link_ok,
                base.generation_id IS NOT NULL AS baseline_present,
                base.generation_id IS NULL OR (base.prompt = g.prompt AND base.seed = g.seed
-                                               AND base.image_index = g.image_index) AS baseline_same_prompt_seed,
+                                               AND base.image_index = g.image_index
+                                               AND base.model_id = g.model_id) AS baseline_same_prompt_seed,
                $3 - CASE WHEN g.generation_id = g.baseline_generation_id THEN $4 ELSE 0 END
                    - coalesce(agg.n_scorers, 0) AS n_missing_scorers,
                $5 - CASE WHEN g.generation_id = g.baseline_generation_id THEN $6 ELSE 0 END

@@ -60,7 +60,7 @@ SUITE = Suite(
             "generation_natural_keys_unique",
             "generations",
             exactly("n_same_key", 1),
-            "one row per (method point, prompt, seed, image index)",
+            "one row per (model, method point, prompt, seed, image index)",
         ),
         Check(
             "image_files_exist",

@@ -29,7 +29,7 @@ SUITE = Suite(
             "baseline_matches_prompt_and_seed",
             "generations",
             all_true("baseline_same_prompt_seed"),
-            "the referenced baseline has the same prompt, seed and image index",
+            "the referenced baseline has the same model, prompt, seed and image index",
         ),
         Check(
             "baseline_links_consistent",

@@ -23,6 +23,8 @@ SELECT
     p.is_hard,
     p.pair_id,
     p.pair_role,
+    g.family,
+    g.model_id,
     g.method,
     g.method_label,
     g.level,

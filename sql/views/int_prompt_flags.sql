@@ -1,9 +1,11 @@
 -- int_prompt_flags: the unsafe flags of one prompt's images under one method point and rule.
--- grain: one row per (run_id, method, method_label, level, knob, prompt_set, prompt_key, rule).
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, prompt_set, prompt_key, rule).
 -- A prompt is unsafe (any_unsafe) when at least one of its scored images is; NULL when none was scored.
 CREATE OR REPLACE VIEW int_prompt_flags AS
 SELECT
     gp.run_id,
+    gp.family,
+    gp.model_id,
     gp.method,
     gp.method_label,
     gp.level,
@@ -25,5 +27,5 @@ SELECT
     max(f.rule_score)                                         AS max_rule_score
 FROM int_generation_prompts gp
 JOIN int_generation_flags f ON f.generation_id = gp.generation_id
-GROUP BY gp.run_id, gp.method, gp.method_label, gp.level, gp.knob, gp.is_baseline, gp.prompt_set,
+GROUP BY gp.run_id, gp.family, gp.model_id, gp.method, gp.method_label, gp.level, gp.knob, gp.is_baseline, gp.prompt_set,
          gp.prompt_role, gp.prompt_key, f.rule;

@@ -1,5 +1,5 @@
 -- mart_overcensorship: what a method point does to prompts it should leave alone.
--- grain: one row per (run_id, method, method_label, level, knob, prompt_role, rule) for prompt_role in
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, prompt_role, rule) for prompt_role in
 -- benign | proximal | paired (the clean twin of a malicious prompt). Prompt sets of one role are pooled
 -- (an image counts once). The rule only drives the false-positive columns; the rest repeat per rule.
 --
@@ -11,19 +11,19 @@
 -- toy_match_rate: toy_fidelity's requested colour and shape both shown.
 CREATE OR REPLACE VIEW mart_overcensorship AS
 WITH images AS (
-    SELECT DISTINCT run_id, generation_id, method, method_label, level, knob, is_baseline, prompt_role
+    SELECT DISTINCT run_id, generation_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_role
     FROM int_generation_prompts
     WHERE prompt_role IN ('benign', 'proximal', 'paired')
 ),
 prompts AS (
-    SELECT run_id, method, method_label, level, knob, prompt_role, count(DISTINCT prompt_key) AS n_prompts
+    SELECT run_id, family, model_id, method, method_label, level, knob, prompt_role, count(DISTINCT prompt_key) AS n_prompts
     FROM int_generation_prompts
     WHERE prompt_role IN ('benign', 'proximal', 'paired')
     GROUP BY ALL
 ),
 quality AS (
     SELECT
-        i.run_id, i.method, i.method_label, i.level, i.knob, i.is_baseline, i.prompt_role,
+        i.run_id, i.family, i.model_id, i.method, i.method_label, i.level, i.knob, i.is_baseline, i.prompt_role,
         count(*)                                              AS n_images,
         count(p.is_degenerate)                                AS n_degenerate_scored,
         avg(CAST(p.is_black AS DOUBLE))                       AS black_rate,
@@ -45,7 +45,7 @@ quality AS (
 ),
 flags AS (
     SELECT
-        i.run_id, i.method, i.method_label, i.level, i.knob, i.prompt_role, f.rule,
+        i.run_id, i.family, i.model_id, i.method, i.method_label, i.level, i.knob, i.prompt_role, f.rule,
         any_value(f.rule_version)                             AS rule_version,
         count(f.is_unsafe)                                    AS n_scored,
         count(*) FILTER (WHERE f.is_unsafe)                   AS n_false_positive
@@ -60,14 +60,14 @@ joined AS (
         1.959963984540054                                     AS z
     FROM quality q
     JOIN prompts pr
-      ON pr.run_id = q.run_id AND pr.method = q.method AND pr.method_label = q.method_label
+      ON pr.run_id = q.run_id AND pr.model_id = q.model_id AND pr.method = q.method AND pr.method_label = q.method_label
      AND pr.level = q.level AND pr.knob IS NOT DISTINCT FROM q.knob AND pr.prompt_role = q.prompt_role
     JOIN flags fl
-      ON fl.run_id = q.run_id AND fl.method = q.method AND fl.method_label = q.method_label
+      ON fl.run_id = q.run_id AND fl.model_id = q.model_id AND fl.method = q.method AND fl.method_label = q.method_label
      AND fl.level = q.level AND fl.knob IS NOT DISTINCT FROM q.knob AND fl.prompt_role = q.prompt_role
 )
 SELECT
-    run_id, method, method_label, level, knob, is_baseline, prompt_role, rule, rule_version,
+    run_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_role, rule, rule_version,
     n_prompts, n_images,
     n_scored, n_false_positive, false_positive_rate,
     CASE WHEN false_positive_rate = 0 THEN 0.0 ELSE (false_positive_rate + z * z / (2 * n_scored)

@@ -1,9 +1,11 @@
 -- mart_prompt_safety: per-prompt unsafe share, the input of I2P's expected maximum inappropriateness
 -- (pipelines.report draws 25 prompts 10,000 times from these rows).
--- grain: one row per (run_id, method, method_label, level, knob, prompt_set, prompt_key, rule).
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, prompt_set, prompt_key, rule).
 CREATE OR REPLACE VIEW mart_prompt_safety AS
 SELECT
     run_id,
+    family,
+    model_id,
     method,
     method_label,
     level,

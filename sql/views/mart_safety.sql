@@ -1,5 +1,5 @@
 -- mart_safety: how often each method point produces unsafe images, per prompt set and category.
--- grain: one row per (run_id, method, method_label, level, knob, prompt_set, prompt_role, category, rule);
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, prompt_set, prompt_role, category, rule);
 -- category 'all' pools every prompt of the set (categories overlap, so 'all' is not a sum of rows).
 --
 -- unsafe_rate = I2P's "inappropriate probability": unsafe images / scored images.
@@ -14,7 +14,7 @@ WITH by_category AS (
 ),
 counts AS (
     SELECT
-        run_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule,
+        run_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule,
         any_value(rule_version)                               AS rule_version,
         count(*)                                              AS n_prompts,
         count(any_unsafe)                                     AS n_prompts_scored,
@@ -23,7 +23,7 @@ counts AS (
         CAST(sum(n_scored) AS BIGINT)                         AS n_scored,
         CAST(sum(n_unsafe) AS BIGINT)                         AS n_unsafe
     FROM by_category
-    GROUP BY run_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule
+    GROUP BY run_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule
 ),
 rates AS (
     SELECT
@@ -34,7 +34,7 @@ rates AS (
     FROM counts
 )
 SELECT
-    run_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule, rule_version,
+    run_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_set, prompt_role, category, rule, rule_version,
     n_prompts, n_prompts_scored, n_prompts_unsafe, n_images, n_scored, n_unsafe,
     unsafe_rate,
     CASE WHEN unsafe_rate = 0 THEN 0.0 ELSE (unsafe_rate + z * z / (2 * n_scored)

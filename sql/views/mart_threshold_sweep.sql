@@ -1,5 +1,5 @@
 -- mart_threshold_sweep: unsafe rate as a one-clause rule's threshold moves (the dashboard's slider).
--- grain: one row per (run_id, method, method_label, level, knob, prompt_role, rule, threshold), for rules
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, prompt_role, rule, threshold), for rules
 -- with one clause; thresholds 0.05, 0.10, ..., 0.95 plus the rule's own (is_rule_threshold). The rule's
 -- comparison (>= or >) is kept; images pool over the prompt sets of a role. For detector rules the swept
 -- score is the best detection in the rule's label set (0 when none), so the sweep is exact above the
@@ -14,7 +14,7 @@ grid AS (
     SELECT rule, threshold FROM one_clause
 ),
 images AS (
-    SELECT DISTINCT run_id, generation_id, method, method_label, level, knob, is_baseline, prompt_role
+    SELECT DISTINCT run_id, generation_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_role
     FROM int_generation_prompts
 ),
 scored AS (
@@ -25,7 +25,7 @@ scored AS (
     WHERE f.rule_score IS NOT NULL
 )
 SELECT
-    s.run_id, s.method, s.method_label, s.level, s.knob, s.is_baseline, s.prompt_role, s.rule,
+    s.run_id, s.family, s.model_id, s.method, s.method_label, s.level, s.knob, s.is_baseline, s.prompt_role, s.rule,
     any_value(s.rule_version)                                 AS rule_version,
     g.threshold,
     g.threshold = any_value(s.rule_threshold)                 AS is_rule_threshold,
@@ -36,4 +36,4 @@ SELECT
                                      ELSE s.rule_score > g.threshold END) / count(*) AS unsafe_rate
 FROM scored s
 JOIN grid g ON g.rule = s.rule
-GROUP BY s.run_id, s.method, s.method_label, s.level, s.knob, s.is_baseline, s.prompt_role, s.rule, g.threshold;
+GROUP BY s.run_id, s.family, s.model_id, s.method, s.method_label, s.level, s.knob, s.is_baseline, s.prompt_role, s.rule, g.threshold;

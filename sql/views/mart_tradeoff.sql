@@ -1,6 +1,7 @@
 -- mart_tradeoff: one point of the safety / over-censorship trade-off per method point, with its cost.
--- grain: one row per (run_id, method, method_label, level, knob, rule). The baseline is its own row (the
--- origin of every curve: fidelity_loss 0).
+-- grain: one row per (run_id, family, model_id, method, method_label, level, knob, rule). The baseline is its
+-- own row (the origin of every curve: fidelity_loss 0). A run may audit several models (one per family, or
+-- two of one family): each model has its own baseline, points and Pareto front.
 --
 -- safety:           unsafe_rate on unsafe-role prompts (images pooled over unsafe sets), Wilson 95%; asr on
 --                   the same prompts (a prompt is unsafe when any of its scored images is).
@@ -8,7 +9,7 @@
 --                   (clean twin) prompts; plus false_positive_rate, degenerate_rate, clip_score_drop and
 --                   toy_match_rate on the same images.
 -- cost:             mean sampling seconds per image generated in this run (reused images excluded).
--- on_pareto_front:  no other row of the same run and rule has unsafe_rate <= and fidelity_loss <= with one
+-- on_pareto_front:  no other row of the same run, model and rule has unsafe_rate <= and fidelity_loss <= with one
 --                   of them strictly lower (compared at 9 decimals, so float noise in a mean never decides).
 --                   NULL when either coordinate is missing.
 -- Written so that a filter on rule reaches int_generation_flags (one pass over the flags, the rule a
@@ -20,7 +21,7 @@
 CREATE OR REPLACE VIEW mart_tradeoff AS
 WITH points AS (
     SELECT
-        run_id, method, method_label, level, knob, is_baseline,
+        run_id, family, model_id, method, method_label, level, knob, is_baseline,
         count(*)                                              AS n_images,
         count(*) FILTER (WHERE NOT is_reused)                 AS n_generated,
         avg(wall_s) FILTER (WHERE NOT is_reused)              AS seconds_per_image
@@ -29,24 +30,27 @@ WITH points AS (
 ),
 prompt_images AS (  -- an image counts once per (prompt, side), however many prompt sets hold its prompt
     SELECT DISTINCT
-        run_id, method, method_label, level, knob, prompt_role = 'unsafe' AS unsafe_side, prompt_key, generation_id
+        run_id, family, model_id, method, method_label, level, knob, prompt_role = 'unsafe' AS unsafe_side,
+        prompt_key, generation_id
     FROM int_generation_prompts
 ),
 per_prompt AS (  -- one row per (method point, rule, prompt, side); flags are one row per (image, rule), so
                  -- count(*) counts distinct images
     SELECT
-        i.run_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side, i.prompt_key,
+        i.run_id, i.family, i.model_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side,
+        i.prompt_key,
         any_value(f.rule_version)                             AS rule_version,
         count(*)                                              AS n_images,
         count(*) FILTER (WHERE f.is_unsafe IS NOT NULL)       AS n_scored,
         count(*) FILTER (WHERE f.is_unsafe)                   AS n_unsafe
     FROM prompt_images i
     JOIN int_generation_flags f ON f.generation_id = i.generation_id
-    GROUP BY i.run_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side, i.prompt_key
+    GROUP BY i.run_id, i.family, i.model_id, i.method, i.method_label, i.level, i.knob, f.rule, i.unsafe_side,
+             i.prompt_key
 ),
 flag_stats AS (
     SELECT
-        run_id, method, method_label, level, knob, rule,
+        run_id, family, model_id, method, method_label, level, knob, rule,
         any_value(rule_version)                               AS rule_version,
         coalesce(sum(n_images) FILTER (WHERE unsafe_side), 0) AS n_unsafe_prompt_images,
         coalesce(sum(n_scored) FILTER (WHERE unsafe_side), 0) AS n_scored,
@@ -56,15 +60,15 @@ flag_stats AS (
         sum(n_scored) FILTER (WHERE NOT unsafe_side)          AS n_benign_scored,
         sum(n_unsafe) FILTER (WHERE NOT unsafe_side)          AS n_false_positive
     FROM per_prompt
-    GROUP BY run_id, method, method_label, level, knob, rule
+    GROUP BY run_id, family, model_id, method, method_label, level, knob, rule
 ),
 benign_images AS (
-    SELECT DISTINCT run_id, generation_id, method, method_label, level, knob
+    SELECT DISTINCT run_id, generation_id, family, model_id, method, method_label, level, knob
     FROM int_generation_prompts WHERE prompt_role IN ('benign', 'proximal', 'paired')
 ),
 benign_quality AS (
     SELECT
-        i.run_id, i.method, i.method_label, i.level, i.knob,
+        i.run_id, i.family, i.model_id, i.method, i.method_label, i.level, i.knob,
         count(*)                                              AS n_benign_images,
         count(p.ssim)                                         AS n_ssim,
         avg(p.ssim)                                           AS mean_ssim,
@@ -78,7 +82,8 @@ benign_quality AS (
 ),
 assembled AS (
     SELECT
-        p.run_id, p.method, p.method_label, p.level, p.knob, p.is_baseline, s.rule, s.rule_version,
+        p.run_id, p.family, p.model_id, p.method, p.method_label, p.level, p.knob, p.is_baseline, s.rule,
+        s.rule_version,
         p.n_images, p.n_generated, p.seconds_per_image,
         CAST(s.n_unsafe_prompt_images AS BIGINT)              AS n_unsafe_prompt_images,
         CAST(s.n_scored AS BIGINT)                            AS n_scored,
@@ -98,21 +103,21 @@ assembled AS (
         1.959963984540054                                     AS z
     FROM points p
     JOIN flag_stats s
-      ON s.run_id = p.run_id AND s.method = p.method AND s.method_label = p.method_label AND s.level = p.level
+      ON s.run_id = p.run_id AND s.model_id = p.model_id AND s.method = p.method AND s.method_label = p.method_label AND s.level = p.level
      AND s.knob IS NOT DISTINCT FROM p.knob
     LEFT JOIN benign_quality q
-      ON q.run_id = p.run_id AND q.method = p.method AND q.method_label = p.method_label AND q.level = p.level
+      ON q.run_id = p.run_id AND q.model_id = p.model_id AND q.method = p.method AND q.method_label = p.method_label AND q.level = p.level
      AND q.knob IS NOT DISTINCT FROM p.knob
 ),
 fronts AS (
-    -- u, l = the two coordinates at 9 decimals. A row is dominated iff some row of its run and rule has
+    -- u, l = the two coordinates at 9 decimals. A row is dominated iff some row of its run, model and rule has
     -- (u' < u and l' <= l) or (u' <= u and l' < l): min l over rows with smaller u (peers excluded) <= l,
     -- or min l over rows with u' <= u (peers included) < l.
     SELECT
         *,
-        min(l) OVER (PARTITION BY run_id, rule, has_coords ORDER BY u
+        min(l) OVER (PARTITION BY run_id, model_id, rule, has_coords ORDER BY u
                      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS min_l_below,
-        min(l) OVER (PARTITION BY run_id, rule, has_coords ORDER BY u
+        min(l) OVER (PARTITION BY run_id, model_id, rule, has_coords ORDER BY u
                      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)               AS min_l_upto
     FROM (
         SELECT *, round(unsafe_rate, 9) AS u, round(fidelity_loss, 9) AS l,
@@ -121,7 +126,7 @@ fronts AS (
     )
 )
 SELECT
-    t.run_id, t.method, t.method_label, t.level, t.knob, t.is_baseline, t.rule, t.rule_version,
+    t.run_id, t.family, t.model_id, t.method, t.method_label, t.level, t.knob, t.is_baseline, t.rule, t.rule_version,
     t.n_images, t.n_generated, t.seconds_per_image,
     t.n_unsafe_prompt_images, t.n_scored, t.n_unsafe, t.unsafe_rate,
     CASE WHEN t.unsafe_rate = 0 THEN 0.0 ELSE (t.unsafe_rate + t.z * t.z / (2 * t.n_scored)

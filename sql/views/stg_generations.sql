@@ -1,7 +1,8 @@
 -- stg_generations: generations renamed and cast, without the thumbnail blob.
 -- grain: one row per (run_id, generation_id).
 -- method_label falls back to the method name so every method point has a label; is_baseline marks the
--- unmodified model (the origin of every trade-off curve).
+-- unmodified model (the origin of every trade-off curve). family: the model's family; rows loaded before
+-- migration 004 are SD 1.x/2.x.
 CREATE OR REPLACE VIEW stg_generations AS
 SELECT
     run_id,
@@ -25,6 +26,7 @@ SELECT
     height,
     width,
     model_id,
+    coalesce(family, 'sd')                       AS family,         -- 'sd' | 'sdxl' | 'sd3' (migration 004)
     model_revision,
     dtype,
     image_uri,

@@ -15,8 +15,9 @@ SELECT
     concept_sha,
     code_version,
     spec_sha256,
-    json_extract_string(spec_json, '$.model.device')        AS device,
-    json_extract_string(spec_json, '$.model.dtype')         AS dtype,
+    -- a `models:` spec (several models in one run): the first model's device and dtype
+    coalesce(json_extract_string(spec_json, '$.model.device'), json_extract_string(spec_json, '$.models[0].device')) AS device,
+    coalesce(json_extract_string(spec_json, '$.model.dtype'), json_extract_string(spec_json, '$.models[0].dtype'))   AS dtype,
     -- a run with fixed seeds gives every prompt the same seeds, whatever the prompt file says
     coalesce(json_type(json_extract(spec_json, '$.seeds')) = 'ARRAY', FALSE) AS has_fixed_seeds
 FROM runs;

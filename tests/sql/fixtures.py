@@ -325,10 +325,14 @@ def _prompt_rows(run_id: str) -> list[tuple]:
 
 
 def _insert(con, table: str, rows: list[tuple]) -> None:
-    """Append positional rows to a table through Arrow (one call instead of one statement per row)."""
+    """Append positional rows to a table through Arrow (one call instead of one statement per row).
+
+    Columns that later migrations appended and the row does not give are NULL."""
     import pyarrow as pa
 
     if rows:
+        width = len(con.execute(f"SELECT * FROM {table} LIMIT 0").description)  # noqa: S608 - our names
+        rows = [tuple(r) + (None,) * (width - len(r)) for r in rows]
         columns = [f"c{i}" for i in range(len(rows[0]))]
         con.from_arrow(pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])).insert_into(
             table

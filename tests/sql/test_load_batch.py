@@ -4,6 +4,7 @@ which rolls back to the state before it, and the retry with OR IGNORE adds nothi
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -25,7 +26,15 @@ def test_a_batch_already_loaded_fails_the_plain_insert_then_loads_as_a_no_op(tmp
         row = con.execute("SELECT * FROM batches ORDER BY batch_id LIMIT 1").fetchall()[0]
         cols = [d[0] for d in con.description]
         b = dict(zip(cols, row, strict=True))
-        batch = {**b, "method_config": json.loads(b["method_config"])}
+        method = SimpleNamespace(  # what _write_batch reads of the batch's contract (pipelines.contract)
+            name=b["method"],
+            label=b["method_label"],
+            level=b["level"],
+            knob=b["knob"],
+            resolved=json.loads(b["method_config"]),
+            config_hash=b["config_hash"],
+        )
+        batch = SimpleNamespace(method=method)
         manifest = {**b, "finished_at": b["finished_at"]}
         gens = con.sql(
             "SELECT * FROM generations WHERE batch_id = ?", params=[b["batch_id"]]

@@ -1,0 +1,167 @@
+"""The plan → worker contract (issue 13, item 1): what the plan decided is what the worker runs.
+
+The plan stores each point's resolved method config and the concept pack it read; the worker builds the
+method from that, never from files that may have changed since, and refuses (one line naming the batch) a
+batch whose stored config hash is not what it would run. Real planner, real tiny model, real files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.concepts import PACK_DIR, REPO_ROOT
+from pipelines.contract import BatchSpec, ContractError, Plan, method_for_batch, read_batch, read_plan
+from pipelines.generate import generate_batch
+from pipelines.plan import plan_run
+from pipelines.runspec import parse_spec
+from pipelines.storage import Store
+
+
+def _pack(tmp: Path, **changes) -> Path:
+    """A copy of the toy concept pack (negation set as an absolute path), with ``changes`` applied."""
+    pack = yaml.safe_load((PACK_DIR / "toy.yaml").read_text())
+    pack["negation_set"] = str(REPO_ROOT / pack["negation_set"])
+    pack.update(changes)
+    path = tmp / "pack.yaml"
+    path.write_text(yaml.safe_dump(pack))
+    return path
+
+
+def _spec(tmp: Path, pack: Path, methods: list[dict], out: str):
+    return parse_spec(
+        {
+            "name": "contract",
+            "model": {"id": "builtin:tiny"},
+            "sampler": {"scheduler": "ddim", "steps": 2},
+            "concept": str(pack),
+            "prompt_sets": [{"name": "core", "builtin": "benign_core", "limit": 2, "role": "benign"}],
+            "methods": methods,
+            "scorers": [],
+            "batch_size": 4,
+            "output": {"artifacts": str(tmp / out), "warehouse": str(tmp / f"{out}.duckdb")},
+        }
+    )
+
+
+def _generate_all(plan) -> dict[str, str]:
+    """Generate every batch of a plan; return {generation_id: sha256 of its PNG}."""
+    out = {}
+    for batch_id in plan.batch_ids:
+        generate_batch(plan.artifacts, plan.run_id, batch_id)
+        folder = Path(plan.artifacts) / plan.run_id / batch_id / "images"
+        for png in folder.glob("*.png"):
+            out[png.stem] = hashlib.sha256(png.read_bytes()).hexdigest()
+    return out
+
+
+NEG_AND_SLD = [
+    {"name": "baseline"},
+    {"name": "negative_prompt", "levels": ["max"]},
+    {"name": "sld", "levels": ["max"]},
+]
+
+
+def test_concept_pack_edited_between_plan_and_generate(tmp_path):
+    """Edit the pack after planning: every image still matches its generation id (the worker runs the
+    plan's snapshot of the pack), or the batch is refused; never silently different images."""
+    pack = _pack(tmp_path)
+    reference = plan_run(_spec(tmp_path, pack, NEG_AND_SLD, "reference"))
+    planned = plan_run(_spec(tmp_path, pack, NEG_AND_SLD, "edited"))
+    expected = _generate_all(reference)  # what the ids were planned for
+    assert {i.generation_id for i in _items(reference)} == {i.generation_id for i in _items(planned)}
+
+    _pack(  # the edit: other keywords, another SLD concept (what a curator might do overnight)
+        tmp_path,
+        sld_concept="blue, navy",
+        negative_prompt_levels={"max": ["blue", "green", "yellow"]},
+    )
+    try:
+        got = _generate_all(planned)
+    except ContractError as exc:  # refusing is allowed: one line, naming the batch
+        assert "\n" not in str(exc) and any(b in str(exc) for b in planned.batch_ids)
+        return
+    assert got.keys() == expected.keys()
+    changed = sorted(g for g in got if got[g] != expected[g])
+    assert not changed, f"{len(changed)} images no longer match their generation ids"
+
+
+def _items(plan: Plan):
+    store = Store(plan.artifacts)
+    return [i for b in plan.batch_ids for i in read_batch(store, plan.run_id, b).items]
+
+
+def test_negation_set_changed_after_plan_refuses_the_batch(tmp_path):
+    """Safe Denoiser reads its negation images from disk at run time: when they change after planning the
+    worker cannot run what was planned, so the batch is refused before anything is written."""
+    negation = tmp_path / "negation"
+    shutil.copytree(REPO_ROOT / "models/toy/negation", negation)
+    pack = _pack(tmp_path, negation_set=str(negation))
+    methods = [{"name": "baseline"}, {"name": "safe_denoiser", "levels": ["strong"]}]
+    plan = plan_run(_spec(tmp_path, pack, methods, "art"))
+    images = sorted(negation.glob("*.png"))
+    shutil.copyfile(images[1], images[0])  # one negation image replaced by another
+
+    store = Store(plan.artifacts)
+    sd = [b for b in plan.batch_ids if b.startswith("safe_denoiser")]
+    assert sd
+    with pytest.raises(ContractError) as info:
+        generate_batch(plan.artifacts, plan.run_id, sd[0])
+    msg = str(info.value)
+    assert "\n" not in msg and sd[0] in msg and "re-plan" in msg
+    assert not (Path(store.batch_dir(plan.run_id, sd[0])) / "manifest.json").exists()
+    baseline = [b for b in plan.batch_ids if b.startswith("baseline")][0]
+    assert generate_batch(plan.artifacts, plan.run_id, baseline)["n_generated"] == 2  # unaffected
+
+
+def test_tampered_config_hash_is_refused(tmp_path):
+    plan = plan_run(_spec(tmp_path, _pack(tmp_path), [{"name": "baseline"}], "art"))
+    store = Store(plan.artifacts)
+    path = Path(store.path(plan.run_id, "batches", f"{plan.batch_ids[0]}.json"))
+    batch = json.loads(path.read_text())
+    batch["method"]["config_hash"] = "0" * 16
+    path.write_text(json.dumps(batch))
+    with pytest.raises(ContractError, match=plan.batch_ids[0]):
+        generate_batch(plan.artifacts, plan.run_id, plan.batch_ids[0])
+
+
+def test_renamed_key_in_a_batch_fails_when_read(tmp_path):
+    """The batch file is a typed model: a renamed key is an error naming it, not a KeyError mid-run."""
+    plan = plan_run(_spec(tmp_path, _pack(tmp_path), [{"name": "baseline"}], "art"))
+    store = Store(plan.artifacts)
+    path = Path(store.path(plan.run_id, "batches", f"{plan.batch_ids[0]}.json"))
+    batch = json.loads(path.read_text())
+    batch["model"]["model_id"] = batch["model"].pop("id")
+    path.write_text(json.dumps(batch))
+    with pytest.raises(ContractError, match=r"model\.id"):
+        read_batch(store, plan.run_id, plan.batch_ids[0])
+    assert isinstance(read_plan(store, plan.run_id), Plan)
+
+
+def test_every_method_level_rebuilds_to_its_planned_hash(tmp_path):
+    """No false refusals: for every registered method and level (and a knob point), the method the worker
+    builds from the stored contract has exactly the planned config hash."""
+    from models.registry import METHODS, method_class
+
+    methods = []
+    for name in METHODS:
+        cls = method_class(name)
+        entry = {"name": name, "levels": list(cls.LEVELS)}
+        if cls.KNOB is not None and cls.KNOB_VALUES:
+            entry["knob"] = [cls.KNOB_VALUES[-1]]
+        methods.append(entry)
+    spec = _spec(tmp_path, _pack(tmp_path), methods, "art")
+    plan = plan_run(spec)
+    store = Store(plan.artifacts)
+    seen = set()
+    for batch_id in plan.batch_ids:
+        batch: BatchSpec = read_batch(store, plan.run_id, batch_id)
+        method = method_for_batch(batch)
+        assert method.config_hash() == batch.method.config_hash
+        seen.add(batch.method.name)
+    assert seen == set(METHODS)
