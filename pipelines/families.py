@@ -2,64 +2,20 @@
 
     ModelSpec.id ──family_of──▶ 'sd' | 'sdxl' | 'sd3' ──supports(method, family)──▶ run-spec error or go
 
-The facts live in ``models/`` (issue 14b): ``models.components.family_of`` reads a model folder's
+The facts live in ``models/``: ``models.components.family_of`` reads a model folder's
 ``model_index.json`` (or a built-in's name) without loading weights, ``models.registry.supports`` reads
-each method's ``FAMILIES``. Until that lands, the fallbacks below stand in for them (marked: delete them
-at the merge). This module only decides what the spec may say: an explicit ``family:`` is checked against
+each method's ``FAMILIES``. This module only decides what the spec may say: an explicit ``family:`` is checked against
 what the model folder says, and a hub id that is not on disk takes the family the spec gives.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-FAMILIES = ("sd", "sdxl", "sd3")
-# diffusers' pipeline class in model_index.json -> family
-PIPELINE_FAMILIES = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusion3Pipeline": "sd3",
-}
-BUILTIN_FAMILIES = {
-    "builtin:toy": "sd",
-    "builtin:tiny": "sd",
-    "builtin:tiny-sdxl": "sdxl",
-    "builtin:tiny-sd3": "sd3",
-}
+from models.components import FAMILIES, family_of
+from models.registry import supports
 
-
-def _fallback_family_of(model_id: str) -> str:
-    # PLACEHOLDER until issue 14b merges (replaced by models.components.family_of): built-in names and
-    # model_index.json; 'sd' for anything else.
-    if model_id in BUILTIN_FAMILIES:
-        return BUILTIN_FAMILIES[model_id]
-    index = Path(model_id).expanduser() / "model_index.json"
-    if index.exists():
-        cls = json.loads(index.read_text()).get("_class_name", "")
-        return PIPELINE_FAMILIES.get(cls, "sd")
-    return "sd"
-
-
-def _fallback_supports(method: str, family: str) -> bool:
-    # PLACEHOLDER until issue 14b merges (replaced by models.registry.supports): a method declares its
-    # families in FAMILIES; without the declaration it is an SD-1.x/2.x method, except the baseline.
-    from models.registry import method_class
-
-    families = getattr(method_class(method), "FAMILIES", None)
-    if families is not None:
-        return family in families
-    return family == "sd" or method == "baseline"
-
-
-try:  # issue 14b's
-    from models.components import family_of
-except ImportError:  # pragma: no cover - until 14b merges
-    family_of = _fallback_family_of
-try:
-    from models.registry import supports
-except ImportError:  # pragma: no cover - until 14b merges
-    supports = _fallback_supports
+__all__ = ["FAMILIES", "family_of", "inspectable", "resolve_family", "supports"]
 
 
 def inspectable(model_id: str) -> bool:
