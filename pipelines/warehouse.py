@@ -42,6 +42,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -576,9 +577,11 @@ def writer(path: str | Path, publish: bool = True):
     existing file that is not a safeaudit warehouse is refused untouched, never migrated."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size:
+        _probe_existing(path)  # read-only first: a read-write open would replay and checkpoint its WAL
     con = _connect_writer(path)
     try:
-        _refuse_foreign(con, path)
+        _refuse_foreign(con, path)  # again on the connection that writes (the file may have been swapped)
         migrate(con)
         create_views(con)
         yield con
@@ -616,12 +619,36 @@ def _writer_wait_s() -> float:
 def _connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect(path)``, retried with backoff while another process holds the file's lock (DuckDB
     allows one process per file while it writes: any reader of the main file, or another writer)."""
+    return _retry_locked(path, lambda: duckdb.connect(str(path)))
+
+
+def _probe_existing(path: Path) -> None:
+    """Refuse a foreign database through a read-only ATTACH, which changes nothing on disk."""
+
+    def attach() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("ATTACH ? AS probe (READ_ONLY)", [str(path)])
+            con.execute("USE probe")
+        except Exception:
+            con.close()
+            raise
+        return con
+
+    con = _retry_locked(path, attach)
+    try:
+        _refuse_foreign(con, path)
+    finally:
+        con.close()
+
+
+def _retry_locked(path: Path, open_: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
     wait = _writer_wait_s()
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path))
+            return open_()
         except duckdb.IOException as exc:
             text = str(exc)
             if "Could not set lock" not in text:
@@ -653,9 +680,7 @@ def _refuse_foreign(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if not objects:
         return
     try:  # our marker: the first migration recorded in our own bookkeeping table
-        ours = con.execute(
-            "SELECT count(*) FROM main.schema_migrations WHERE version = '001_core'"
-        ).fetchall()
+        ours = con.execute("SELECT count(*) FROM schema_migrations WHERE version = '001_core'").fetchall()
     except duckdb.Error:
         ours = [(0,)]
     if ours != [(1,)]:

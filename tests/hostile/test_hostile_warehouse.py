@@ -679,6 +679,31 @@ def test_the_writer_refuses_a_foreign_duckdb_file_untouched(tmp_path, case):
     assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no snapshot, no WAL
 
 
+CRASHED_WRITER = """
+import os, signal, sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE a AS SELECT range AS x FROM range(10)")
+con.execute("CHECKPOINT")
+con.execute("INSERT INTO a VALUES (99)")  # stays in the WAL: the process dies before any checkpoint
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_foreign_file_with_a_pending_wal_is_refused_untouched(tmp_path):
+    """A read-write open would replay and checkpoint the WAL (both files change): the writer looks first
+    through a read-only ATTACH."""
+    from pipelines.warehouse import WarehouseError, writer
+
+    foreign = tmp_path / "crashed.duckdb"
+    subprocess.run([sys.executable, "-c", CRASHED_WRITER, str(foreign)], timeout=60)
+    wal = foreign.with_name(foreign.name + ".wal")
+    assert wal.exists()
+    before = {p.name: sha256(p) for p in tmp_path.iterdir()}
+    with pytest.raises(WarehouseError, match="not a safeaudit warehouse"), writer(foreign):
+        pass
+    assert {p.name: sha256(p) for p in tmp_path.iterdir()} == before
+
+
 @pytest.mark.slow  # a real run (tiny model) for the batch files
 @pytest.mark.parametrize("case", sorted(FOREIGN))
 def test_load_into_a_foreign_duckdb_file_is_refused_untouched(run_copy, tmp_path, case):
