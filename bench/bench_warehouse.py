@@ -522,9 +522,12 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
 
 def profile_query(query_wh: Path, out: Path, top: int = 12) -> dict[str, Any]:
     """DuckDB's JSON profile of the one-rule query: the operators that take the most time."""
-    from pipelines.warehouse import reader
+    import duckdb
 
-    con = reader(query_wh)
+    from pipelines.warehouse import snapshot_path
+
+    # not the readers' locked-down connection: profiling writes a file and changes settings
+    con = duckdb.connect(str(snapshot_path(query_wh)), read_only=True)
     try:
         con.execute("PRAGMA enable_profiling = 'json'")
         con.execute("SET profiling_output = ?", [str(out)])

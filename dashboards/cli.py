@@ -82,14 +82,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ):
         """Start the reviewers' dashboard (Streamlit, headless) on the warehouse's read snapshot."""
-        from pipelines.warehouse import snapshot_path
+        from pipelines.readonly import snapshot_of
+        from pipelines.warehouse import WarehouseError
 
         path = Path(warehouse)
-        if not path.exists() and not snapshot_path(path).exists():
-            typer.echo(
-                f"error: warehouse {path} does not exist yet (run `safeaudit run SPEC` first)", err=True
-            )
-            raise typer.Exit(2)
+        try:
+            snapshot_of(path)  # the dashboard reads only the snapshot: it never holds the loader's file
+        except WarehouseError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         cmd = streamlit_command(port, host)
         typer.echo(f"dashboard: http://{host}:{port}  (warehouse {path.resolve()})")
         sys.stdout.flush()

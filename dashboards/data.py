@@ -3,9 +3,9 @@
 * Where: ``SAFEAUDIT_WAREHOUSE`` (default ``warehouse/safeaudit.duckdb``; ``safeaudit dashboard`` sets it),
   ``SAFEAUDIT_ARTIFACTS`` (default ``artifacts``) and ``SAFEAUDIT_LABELS_DIR`` (default ``labels/`` beside
   the warehouse; set it where the warehouse is mounted read-only), read when a page runs, never at import.
-* Connection: the read snapshot (or the main file before the first publish, as
-  ``pipelines.warehouse.reader`` picks it), ATTACHed READ_ONLY to a private in-memory DuckDB with external
-  access off, cached per snapshot version; one ``cursor()`` per query (a DuckDB connection object is not
+* Connection: the read snapshot only (never the main file, which would block the loader), opened by
+  ``pipelines.readonly.open_snapshot`` (the same locked-down connection as ``safeaudit sql``), cached per
+  snapshot version; one ``cursor()`` per query (a DuckDB connection object is not
   shared between Streamlit's session threads). Not ``duckdb.connect(path)``: DuckDB shares one database
   instance per path inside a process, so while any older connection is open a new one to the same path
   still reads the snapshot the loader has since replaced, and the dashboard would never refresh.
@@ -36,8 +36,9 @@ import streamlit as st
 
 from pipelines import labels as label_store
 from pipelines.metrics import two_proportion_test, wilson_interval
+from pipelines.readonly import open_snapshot, snapshot_of  # the one locked-down reader (CLI too)
 from pipelines.report import POINT_ORDER, choose_rule
-from pipelines.warehouse import WarehouseError, snapshot_path
+from pipelines.warehouse import WarehouseError
 
 ENV_WAREHOUSE = "SAFEAUDIT_WAREHOUSE"
 ENV_ARTIFACTS = "SAFEAUDIT_ARTIFACTS"
@@ -133,29 +134,12 @@ def source() -> Source:
     warehouse = Path(os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE).expanduser().resolve()
     artifacts = Path(os.environ.get(ENV_ARTIFACTS) or DEFAULT_ARTIFACTS).expanduser().resolve()
     labels = label_store.labels_dir(warehouse)
-    snap = snapshot_path(warehouse)
-    target = snap if snap.exists() else warehouse
+    target = snapshot_of(warehouse)  # never the main file: that would block the loader
     try:
         st_ = target.stat()
     except FileNotFoundError:
-        raise WarehouseError(
-            f"warehouse {warehouse} does not exist yet (run `safeaudit run SPEC` first)"
-        ) from None
+        raise WarehouseError(f"{target} vanished (run `safeaudit load RUN_ID` to publish it)") from None
     return Source(str(warehouse), str(target), st_.st_mtime_ns, st_.st_size, str(artifacts), str(labels))
-
-
-def open_snapshot(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to exactly this DuckDB file (catalog ``warehouse``): writes, file reads and
-    further ATTACHes fail, and the settings are locked."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(path)])
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-    except Exception:
-        con.close()
-        raise
-    return con
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

@@ -195,21 +195,10 @@ def sql(
     warehouse: Annotated[str, typer.Option(help="warehouse file")] = DEFAULT_WAREHOUSE,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ):
-    """Run a read-only query on the warehouse's read snapshot and print the result."""
+    """Run one read query (SELECT) on the warehouse's read snapshot and print the result."""
+    from pipelines.readonly import run_query
 
-    def go():
-        from pipelines.warehouse import reader
-
-        con = reader(warehouse)
-        try:
-            rel = con.sql(query)
-            if rel is None:
-                return [], []
-            return rel.columns, rel.fetchall()
-        finally:
-            con.close()
-
-    columns, rows = _guard(go)
+    columns, rows = _guard(run_query, warehouse, query)
     if fmt == "csv":
         import csv
 

@@ -2,6 +2,11 @@
 
 Loading replaces a batch's rows by batch id (generations) and adds scores that are not there yet, so
 loading twice changes nothing. A batch without ``manifest.json`` is not finished and is left for later.
+
+The batch files are not trusted: which run and batch rows belong to, and which images a batch holds, come
+from the plan (``plan.json``: the run and its batch ids; the batch spec: its items). The manifest and the
+parquet files must agree with them (run id, batch id, generation ids, row count, method point), else the
+batch is refused with one line naming it and the file, before any of its rows is written.
 When the writer closes it refreshes the materialised tables (``mart_tradeoff`` and the layers under it) for
 the images and runs that changed, then publishes the read snapshot (``pipelines.warehouse``).
 """
@@ -13,11 +18,18 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.contract import BatchSpec, Plan, read_batch, read_plan
 from pipelines.generate import batch_paths
 from pipelines.storage import Store
-from pipelines.warehouse import now, writer
+from pipelines.warehouse import WarehouseError, now, writer
+
+
+class BatchRefused(WarehouseError):
+    """A batch's files disagree with the plan: nothing of the batch is written."""
+
 
 RUN_PROMPT_COLUMNS = [
     "run_id",
@@ -60,8 +72,18 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
     """Load every finished batch of a run; return counts (small dict, safe for XCom)."""
     store = Store(artifacts)
     plan = read_plan(store, run_id)
+    if plan.run_id != run_id:
+        raise BatchRefused(
+            f"refusing run {run_id}: {store.path(run_id, 'plan.json')} is the plan of run {plan.run_id!r}"
+        )
     warehouse = warehouse or plan.warehouse
     loaded, pending, score_rows = 0, [], 0
+    # Every finished batch is checked against the plan before anything is written (its identity columns
+    # only: cheap), so a refused batch leaves the warehouse exactly as it was.
+    for batch_id in plan.batch_ids:
+        paths = batch_paths(store, run_id, batch_id)
+        if store.exists(paths["manifest"]):
+            check_batch(run_id, batch_id, paths, *_identity(store, run_id, batch_id, paths))
     with writer(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         con.execute(
@@ -97,6 +119,9 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             batch = read_batch(store, run_id, batch_id)
             generations = store.read_table(paths["generations"])
             scores = store.read_table(paths["scores"]) if store.exists(paths["scores_manifest"]) else None
+            check_batch(
+                run_id, batch_id, paths, batch, manifest, generations, scores
+            )  # as read for the write
             args = (con, run_id, batch_id, batch, manifest, generations, scores, batch_id in stored)
             try:
                 # New score rows are the usual case: a plain INSERT (the key still checked) is ~2x faster than
@@ -126,6 +151,101 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
         "new_score_rows": score_rows,
         "labels_merged": labels,
     }
+
+
+IDENTITY_COLUMNS = ("run_id", "batch_id", "generation_id", "method", "level", "config_hash")
+
+
+def _read_columns(store: Store, path: str, columns: tuple[str, ...]) -> pa.Table:
+    with store.fs.open(path, "rb") as fh:
+        f = pq.ParquetFile(fh)
+        return f.read(columns=[c for c in columns if c in f.schema_arrow.names])
+
+
+def _identity(store: Store, run_id: str, batch_id: str, paths: dict[str, str]) -> tuple:
+    """(batch spec, manifest, generations, scores) with only the columns ``check_batch`` reads."""
+    scores = (
+        _read_columns(store, paths["scores"], ("batch_id", "generation_id"))
+        if store.exists(paths["scores_manifest"])
+        else None
+    )
+    return (
+        read_batch(store, run_id, batch_id),
+        store.read_json(paths["manifest"]),
+        _read_columns(store, paths["generations"], IDENTITY_COLUMNS),
+        scores,
+    )
+
+
+def _distinct(table: pa.Table, column: str) -> list[Any]:
+    return pc.unique(table.column(column)).to_pylist() if column in table.column_names else [None]
+
+
+def check_batch(
+    run_id: str,
+    batch_id: str,
+    paths: dict[str, str],
+    batch: BatchSpec,
+    manifest: dict[str, Any],
+    generations: pa.Table,
+    scores: pa.Table | None,
+) -> None:
+    """Refuse (``BatchRefused``, one line) a batch whose files disagree with the plan.
+
+    ``run_id`` and ``batch_id`` are the plan's; the batch spec (written with the plan) says which images the
+    batch holds. The manifest, ``generations.parquet`` and ``scores.parquet`` must name the same run and batch
+    and exactly those images: rows of another run, a foreign batch id or a short parquet never get in."""
+
+    def refuse(path: str, what: str) -> None:
+        raise BatchRefused(f"refusing batch {batch_id} of run {run_id}: {path}: {what}")
+
+    for key, want in (("run_id", run_id), ("batch_id", batch_id)):
+        if getattr(batch, key) != want:
+            refuse(paths["spec"], f"{key} is {getattr(batch, key)!r}, the plan says {want!r}")
+    items = [i.generation_id for i in batch.items]
+    for key, want in (("run_id", run_id), ("batch_id", batch_id), ("n_items", len(items))):
+        if manifest.get(key) != want:
+            refuse(paths["manifest"], f"{key} is {manifest.get(key)!r}, the plan says {want!r}")
+
+    path = paths["generations"]
+    for key, want in (("run_id", run_id), ("batch_id", batch_id)):
+        found = [v for v in _distinct(generations, key) if v != want]
+        if found:
+            refuse(path, f"holds rows with {key} {found[0]!r}, the plan says {want!r}")
+    planned = {
+        "method": batch.method.name,
+        "level": batch.method.level,
+        "config_hash": batch.method.config_hash,
+    }
+    for key, want in planned.items():
+        found = [v for v in _distinct(generations, key) if v != want]
+        if found:
+            refuse(path, f"holds rows with {key} {found[0]!r}, the batch spec says {want!r}")
+    ids = (
+        generations.column("generation_id").to_pylist() if "generation_id" in generations.column_names else []
+    )
+    if len(ids) != len(items) or set(ids) != set(items):
+        problems = [
+            f"{n} {what}"
+            for n, what in (
+                (len(set(items) - set(ids)), "of the batch's images missing"),
+                (len(set(ids) - set(items)), "images not in the batch"),
+                (len(ids) - len(set(ids)), "duplicate rows"),
+            )
+            if n
+        ]
+        refuse(path, f"{len(ids)} rows for the batch's {len(items)} images ({'; '.join(problems)})")
+
+    if scores is not None and scores.num_rows:
+        found = [v for v in _distinct(scores, "batch_id") if v != batch_id]
+        if found:
+            refuse(paths["scores"], f"holds rows with batch_id {found[0]!r}, the plan says {batch_id!r}")
+        extra = set(_distinct(scores, "generation_id")) - set(items)
+        if extra:
+            refuse(
+                paths["scores"],
+                f"scores {len(extra)} images not in the batch, e.g. {sorted(extra, key=str)[0]!r}",
+            )
 
 
 def _write_batch(

@@ -223,7 +223,6 @@ def build_report(
     """
     con = reader(warehouse)
     try:
-        con.execute("SET enable_progress_bar = false")  # the CLI prints its own tables
         run = _frame(con, "SELECT * FROM mart_runs WHERE run_id = ?", [run_id])
         if run.is_empty():
             raise WarehouseError(f"run {run_id!r} is not in {warehouse} (see `safeaudit runs`)")

@@ -207,7 +207,6 @@ def run_validation(
     params = params or Params()
     con = reader(warehouse)
     try:
-        con.execute("SET enable_progress_bar = false")
         frames = Frames(con, run_id, params, artifacts)
         t0 = time.perf_counter()
         results = run_suites(frames)

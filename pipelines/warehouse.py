@@ -4,11 +4,17 @@ Concurrency (DuckDB allows one writing process per file, and while it holds the 
 can open it, not even read-only):
 
 - ``pipelines/load.py`` is the only writer. It writes ``<name>.duckdb`` and, after each load, publishes a
-  **read snapshot** ``<name>.snapshot.duckdb`` by copy + atomic rename.
+  **read snapshot** ``<name>.snapshot.duckdb`` by copy to a temp name unique to the publish, fsync, atomic
+  rename and fsync of the folder; a failed publish removes its temp, and the next one sweeps temps whose
+  publisher died (SIGKILL) or that are older than ``SAFEAUDIT_STALE_TEMP_MIN``.
 - Every reader (``safeaudit sql``, ``runs``, ``report``, the dashboard, the planner's reuse lookup) opens
-  the snapshot read-only. A reader that opened an older snapshot keeps reading it undisturbed (the rename
-  does not touch its open file); the next connection sees the new one. Readers never block the nightly
-  load and the load never breaks a reader.
+  only the snapshot, through the one locked-down connection of ``pipelines.readonly``; before the first
+  publish there is nothing to read (one line: run a load). A reader that opened an older snapshot keeps
+  reading it undisturbed (the rename does not touch its open file); the next connection sees the new one.
+  Readers never block the nightly load and the load never breaks a reader.
+- A process outside the project that holds the main file (an analyst's own ``duckdb`` session) makes the
+  writer wait up to ``SAFEAUDIT_WRITER_WAIT_S`` seconds (default 30), then fail with one line naming the
+  file and the PID that holds it. An existing file that is not a safeaudit warehouse is refused untouched.
 
 Materialised tables (what the dashboard and analysts read hot, over millions of score rows):
 
@@ -33,12 +39,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -562,11 +571,17 @@ def refresh(con: duckdb.DuckDBPyConnection, full: bool = False) -> Changes:
 def writer(path: str | Path, publish: bool = True):
     """The single writing connection: migrated, views current; on exit it refreshes the materialised
     tables, checkpoints and publishes the read snapshot (nothing is published if the body or the refresh
-    fails)."""
+    fails).
+
+    Opening waits up to ``SAFEAUDIT_WRITER_WAIT_S`` seconds for another process that holds the file; an
+    existing file that is not a safeaudit warehouse is refused untouched, never migrated."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    if path.exists() and path.stat().st_size:
+        _probe_existing(path)  # read-only first: a read-write open would replay and checkpoint its WAL
+    con = _connect_writer(path)
     try:
+        _refuse_foreign(con, path)  # again on the connection that writes (the file may have been swapped)
         migrate(con)
         create_views(con)
         yield con
@@ -575,39 +590,193 @@ def writer(path: str | Path, publish: bool = True):
     finally:
         con.close()
     if publish:
-        publish_snapshot(path)
+        try:
+            publish_snapshot(path)
+        except OSError as exc:
+            raise WarehouseError(
+                f"could not publish the read snapshot of {path}: {exc.strerror or exc} (the load is committed; "
+                "the next load publishes it)"
+            ) from None
+
+
+# -- opening the one writer ------------------------------------------------------------------------------------
+WRITER_WAIT_ENV = "SAFEAUDIT_WRITER_WAIT_S"
+WRITER_WAIT_S = 30.0  # default: a reader's query or another load finishing, not a dashboard left open
+LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def _writer_wait_s() -> float:
+    raw = os.environ.get(WRITER_WAIT_ENV, "")
+    try:
+        wait = float(raw) if raw.strip() else WRITER_WAIT_S
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait < float("inf"):
+        raise WarehouseError(f"{WRITER_WAIT_ENV}={raw!r}: expected seconds to wait (a number >= 0)")
+    return wait
+
+
+def _connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(path)``, retried with backoff while another process holds the file's lock (DuckDB
+    allows one process per file while it writes: any reader of the main file, or another writer)."""
+    return _retry_locked(path, lambda: duckdb.connect(str(path)))
+
+
+def _probe_existing(path: Path) -> None:
+    """Refuse a foreign database through a read-only ATTACH, which changes nothing on disk."""
+
+    def attach() -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("ATTACH ? AS probe (READ_ONLY)", [str(path)])
+            con.execute("USE probe")
+        except Exception:
+            con.close()
+            raise
+        return con
+
+    con = _retry_locked(path, attach)
+    try:
+        _refuse_foreign(con, path)
+    finally:
+        con.close()
+
+
+def _retry_locked(path: Path, open_: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
+    wait = _writer_wait_s()
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return open_()
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "Could not set lock" not in text:
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                holder = LOCK_HOLDER.search(text)
+                who = f"PID {holder['pid']} ({holder['program']})" if holder else "another process"
+                raise WarehouseError(
+                    f"warehouse {path} is locked by {who}; waited {wait:g} s ({WRITER_WAIT_ENV}): close that "
+                    "connection (readers should open the read snapshot) and load again"
+                ) from None
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 1.0)
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse (before any write) a database that holds objects but was not made by ``migrate``: a file
+    passed to ``--warehouse`` by mistake must come out byte for byte as it went in. An empty database (a new
+    file) is ours to migrate."""
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
+    objects = con.execute(
+        "SELECT count(*) FROM (SELECT schema_name FROM duckdb_tables() WHERE database_name = $1 "
+        "UNION ALL SELECT schema_name FROM duckdb_views() WHERE database_name = $1 AND NOT internal "
+        "UNION ALL SELECT schema_name FROM duckdb_schemas() WHERE database_name = $1 AND NOT internal "
+        "AND schema_name <> 'main')",
+        [db],
+    ).fetchall()[0][0]
+    if not objects:
+        return
+    try:  # our marker: the first migration recorded in our own bookkeeping table
+        ours = con.execute("SELECT count(*) FROM schema_migrations WHERE version = '001_core'").fetchall()
+    except duckdb.Error:
+        ours = [(0,)]
+    if ours != [(1,)]:
+        raise WarehouseError(
+            f"{path} is a DuckDB database but not a safeaudit warehouse (no safeaudit schema_migrations): "
+            "refused, left untouched; pass a new file or an existing safeaudit warehouse"
+        )
+
+
+# -- publishing the read snapshot ------------------------------------------------------------------------------
+STALE_TEMP_ENV = "SAFEAUDIT_STALE_TEMP_MIN"
+STALE_TEMP_MIN = 60.0  # a publish copies for seconds to minutes: an hour-old temp is an orphan
+COPY_CHUNK = 8 << 20
+
+
+def _temp_name(snap: Path) -> Path:
+    """``.<snapshot>.<pid>.<random>.tmp``: unique per publish, and the pid says whether its writer lives."""
+    return snap.with_name(f".{snap.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temps(snap: Path) -> list[Path]:
+    """Remove the temps an earlier publish left (killed, or failed before this code cleaned up): those
+    whose pid is dead, or older than ``SAFEAUDIT_STALE_TEMP_MIN`` minutes. Returns what it removed."""
+    try:
+        max_age = float(os.environ.get(STALE_TEMP_ENV) or STALE_TEMP_MIN) * 60
+    except ValueError:
+        max_age = STALE_TEMP_MIN * 60
+    removed = []
+    for tmp in snap.parent.glob(f".{snap.name}.*.tmp"):
+        pid_text = tmp.name[len(snap.name) + 2 :].split(".", 1)[0]
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        dead = pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+        if dead or age > max_age:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _copy_file(src: Path, out: BinaryIO) -> None:
+    """Copy ``src`` into ``out`` (the temp file, opened by the caller)."""
+    with open(src, "rb") as fh:
+        shutil.copyfileobj(fh, out, COPY_CHUNK)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def publish_snapshot(path: str | Path) -> Path:
-    """Copy the (checkpointed, closed) warehouse to the read snapshot and swap it in atomically."""
+    """Copy the (checkpointed, closed) warehouse to the read snapshot and swap it in atomically.
+
+    Durable and leak-free: the copy goes to a temp name unique to this publish, is fsynced before the
+    rename (a crash never leaves a renamed but unwritten snapshot) and the directory after it; on any failure
+    (ENOSPC, a signal raising in Python) the temp is removed, and temps of killed publishers are swept here.
+    """
     path = Path(path)
     snap = snapshot_path(path)
-    tmp = snap.with_name(f".{snap.name}.{os.getpid()}.tmp")
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, snap)
+    sweep_stale_temps(snap)
+    tmp = _temp_name(snap)
+    done = False
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as out:
+            _copy_file(path, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, snap)
+        done = True
+    finally:
+        if not done:
+            tmp.unlink(missing_ok=True)
+    _fsync_dir(snap.parent)
     return snap
 
 
 def reader(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the latest snapshot (or the main file when no snapshot exists yet).
+    """A locked-down read-only connection to the latest snapshot (``pipelines.readonly.reader``)."""
+    from pipelines.readonly import reader as readonly_reader  # readonly imports this module
 
-    The file is ATTACHed to a private in-memory database rather than opened with ``connect(path)``:
-    DuckDB shares one instance per path inside a process, so while any older connection is open a plain
-    connect would keep reading the snapshot that the loader has since replaced.
-    """
-    path = Path(path)
-    snap = snapshot_path(path)
-    target = snap if snap.exists() else path
-    if not target.exists():
-        raise WarehouseError(f"warehouse {path} does not exist yet (run `safeaudit run SPEC` first)")
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(target)])
-        con.execute("USE warehouse")
-    except duckdb.Error:
-        con.close()
-        raise
-    return con
+    return readonly_reader(path)
 
 
 def now() -> datetime:
