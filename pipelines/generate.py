@@ -26,9 +26,8 @@ import pyarrow as pa
 from pipelines.storage import (
     ImageMemo,
     Store,
-    decode_png,
     png_bytes,
-    read_uri_bytes,
+    reused_image,
     sha256,
     thumbnail_bytes,
 )
@@ -218,10 +217,10 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     for item in batch["items"]:
         gid = item["generation_id"]
         if item.get("reuse"):
-            data = read_uri_bytes(item["reuse"]["image_uri"])
+            image = reused_image(item["reuse"]["image_uri"], item["reuse"].get("image_sha256"))
             res = {
                 **item["reuse"],
-                "thumbnail": thumbnail_bytes(decode_png(data)),
+                "thumbnail": thumbnail_bytes(image),
                 "wall_s": 0.0,
                 "diagnostics": {},
             }

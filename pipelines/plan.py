@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.prompts import Prompt, load_prompt_set
+from pipelines.reuse import reusable
 from pipelines.runspec import RunSpec, run_id_for, spec_hash
 from pipelines.storage import Store
 
@@ -185,7 +186,7 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
 
     reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])
     if check_images:
-        reuse = {g: r for g, r in reuse.items() if _exists(r["image_uri"])}
+        reuse = reusable(spec.output.warehouse, reuse)  # file exists, hash matches, run not quarantined
     for b in batches:
         for item in b["items"]:
             r = reuse.get(item["generation_id"])
@@ -215,13 +216,6 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> dict[str, Any]:
     for b in batches:
         store.write_json(store.path(run_id, "batches", f"{b['batch_id']}.json"), b)
     return plan
-
-
-def _exists(uri: str) -> bool:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs.exists(path)
 
 
 def code_version() -> str:
