@@ -92,7 +92,7 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             if not store.exists(paths["manifest"]):
                 pending.append(batch_id)
                 continue
-            manifest = store.read_json(paths["manifest"])
+            manifest = store.read_manifest(paths["manifest"])
             batch = store.read_json(paths["spec"])
             generations = store.read_table(paths["generations"])
             scores = store.read_table(paths["scores"]) if store.exists(paths["scores_manifest"]) else None

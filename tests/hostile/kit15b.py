@@ -70,16 +70,40 @@ def table_hashes(warehouse: Path) -> dict[str, str]:
         return {}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1"
-            ).fetchall()
-        ]
+        names = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
+        ).fetchall()
         out = {}
-        for name in names:
-            rows = con.execute(f'SELECT * FROM "{name}"').fetchall()  # noqa: S608 (names from the catalog)
-            out[name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+        for schema, name in names:
+            rows = con.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall()  # noqa: S608 (catalog names)
+            out[f"{schema}.{name}"] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
         return out
     finally:
         con.close()
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            state = stat.rsplit(")", 1)[1].split()[0]
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and state != "Z":
+            out.append((int(entry.name), cmd))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
