@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import auth, data, filters
 from pipelines.labels import LABELS, LabelError
 
 COLUMNS = 4
@@ -22,7 +22,17 @@ if f.run_id is None:
     st.info("No runs to show yet (or every run is quarantined: tick *Include quarantined runs*).")
     st.stop()
 
-st.sidebar.text_input("Reviewer", key="reviewer", max_chars=64, placeholder="your name (stored with labels)")
+_header = auth.reviewer_header()
+if _header:  # behind the authenticating front: the name it vouches for, never a typed one
+    st.session_state["reviewer"] = auth.authenticated_reviewer(st.context.headers, _header)
+    if st.session_state["reviewer"]:
+        st.sidebar.markdown(f"Reviewer: **{filters.md_escape(st.session_state['reviewer'])}** (signed in)")
+    else:
+        st.sidebar.warning("Not signed in through the dashboard's front: labels cannot be saved.")
+else:
+    st.sidebar.text_input(
+        "Reviewer", key="reviewer", max_chars=64, placeholder="your name (stored with labels)"
+    )
 
 prompts = data.review_prompts(f.src, f.run_id)
 if f.prompt_set is not None:
@@ -78,6 +88,9 @@ def _hide(gid: str) -> None:
 
 def _save(gid: str) -> None:
     choice = st.session_state.get(f"label_{gid}")
+    if auth.reviewer_header() and not st.session_state.get("reviewer"):
+        st.session_state["_label_msg"] = ("error", "Label not saved: no authenticated reviewer.")
+        return
     if choice is None:
         st.session_state["_label_msg"] = ("warning", "Pick a label before saving.")
         return
