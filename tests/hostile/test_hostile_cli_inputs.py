@@ -358,6 +358,7 @@ def test_utf8_bom_csv_is_read_with_its_first_column(tmp_path, warehouse):
     ]
 
 
+@pytest.mark.slow
 def test_cases_in_a_real_subprocess(tmp_path, warehouse):
     """A sample of the corpus through a fresh interpreter: the line on real stderr, no traceback."""
     before = table_hashes(warehouse)
