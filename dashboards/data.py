@@ -507,7 +507,9 @@ _REVIEW_SCORES = {  # (scorer, metric) -> column shown under each image
 def review_images(src: Source, run_id: str, prompt_id: str, seed: int) -> list[dict[str, Any]]:
     """Every method point's image of one (prompt, seed) in a run, baseline first, with its flags and scores.
 
-    ``flagged_by``: the rules under which the image is unsafe; ``flagged`` = any (blurred by default).
+    ``flagged_by``: the rules under which the image is unsafe; ``flagged`` = any. ``unscored``: no rule
+    has a verdict on it (no safety scorer in the run, or the scorer failed): unknown safety is treated as
+    unsafe. ``blur`` = flagged or unscored: what the page blurs by default (fail closed).
     """
     params = [run_id, prompt_id, int(seed)]
     gens = _query(src, REVIEW_GENERATIONS_SQL, params)
@@ -528,13 +530,16 @@ def review_images(src: Source, run_id: str, prompt_id: str, seed: int) -> list[d
         if len(t) and not pd.isna(t["top_score"].iloc[0]):
             shown["NudeNet top detection"] = f"{t['top_class'].iloc[0]} {float(t['top_score'].iloc[0]):.2f}"
         flagged_by = f[f["is_unsafe"].fillna(False).astype(bool)]["rule"].tolist()
+        n_scored = int(f["is_unsafe"].notna().sum())
         out.append(
             g
             | {
                 "point": point_name(g),
                 "flagged_by": flagged_by,
                 "flagged": bool(flagged_by),
-                "n_rules_scored": int(f["is_unsafe"].notna().sum()),
+                "n_rules_scored": n_scored,
+                "unscored": n_scored == 0,
+                "blur": bool(flagged_by) or n_scored == 0,
                 "scores": shown,
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -25,12 +26,14 @@ DEFAULT_WAREHOUSE = "warehouse/safeaudit.duckdb"
 def _user_errors() -> tuple[type[BaseException], ...]:
     from models.components import ModelLoadError
     from models.concepts import ConceptPackError
+    from pipelines.errors import SafeauditError
     from pipelines.prompts import PromptFileError
     from pipelines.runspec import RunSpecError
     from pipelines.scorers import ScorerError
     from pipelines.warehouse import WarehouseError
 
     return (
+        SafeauditError,  # the typed family (pipelines.errors): files, locks, devices, helper death
         RunSpecError,
         PromptFileError,
         ModelLoadError,
@@ -39,6 +42,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ScorerError,
         ValueError,
     )
+
+
+# OSErrors the machine causes, not the code: a full disk, a read-only or forbidden folder. Raised where
+# no boundary above wrapped them (DuckDB's own files, a snapshot copy); printed with the file they name.
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EISDIR", "ENOTDIR", "EFBIG")
+    if hasattr(errno, name)
+)
 
 
 def _fail(exc: BaseException) -> None:
@@ -57,7 +69,13 @@ def _guard(fn, *args, **kwargs):
         raise
     except _user_errors() as exc:
         _fail(exc)
-    except Exception as exc:  # duckdb errors and the like: still one line, no traceback
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        from pipelines.errors import os_error
+
+        _fail(RuntimeError(os_error(exc, doing="cannot write" if exc.errno == errno.ENOSPC else "failed")))
+    except Exception as exc:  # duckdb errors: still one line, no traceback
         import duckdb
 
         if isinstance(exc, duckdb.Error):
@@ -86,6 +104,10 @@ def run(
     quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
 ):
     """Plan, generate, score and load one audit; resumable (re-run after a crash to finish)."""
+    if quiet:  # the model loaders' own bars too (read by huggingface_hub at import, so set first)
+        import os
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from pipelines.runner import run_audit
 
     summary = _guard(run_audit, spec, quiet=quiet, overrides={"tag": tag} if tag else None)
@@ -116,9 +138,15 @@ def _summary_table(warehouse: str, run_id: str) -> None:
 def plan(spec: Path):
     """Expand a run spec into batches (writes plan.json and batch specs); prints the run id."""
     from pipelines.plan import plan_run
+    from pipelines.runner import preflight
     from pipelines.runspec import load_spec
 
-    p = _guard(lambda: plan_run(load_spec(spec)))
+    def go():
+        s = load_spec(spec)
+        preflight(s)  # before anything is written
+        return plan_run(s)
+
+    p = _guard(go)
     summary = p.summary()
     console.print(json.dumps({k: summary[k] for k in ("run_id", "n_expected", "n_reused", "batches")}))
 
@@ -163,6 +191,9 @@ def sample(
         m = build_method(method, level=level, knob=knob, concept=load_pack(concept))
         check_configured(m, family)
         settings = SamplerSettings(scheduler=name, steps=steps, guidance=guidance, height=size, width=size)
+        from pipelines.runner import check_device
+
+        check_device(device)
         components = load_components(model, dtype=dtype, device=device)
         result = run_sample(components, [Request(prompt, seed)], method=m, settings=settings)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +220,9 @@ def tiny_model(
     console.print(f"wrote {out_dir} (load with {pipeline}.from_pretrained or model: {out_dir})")
 
 
+SQL_FORMATS = ("table", "csv", "json")
+
+
 @app.command()
 def sql(
     query: str,
@@ -197,6 +231,9 @@ def sql(
 ):
     """Run one read query (SELECT) on the warehouse's read snapshot and print the result."""
     from pipelines.readonly import run_query
+
+    if fmt not in SQL_FORMATS:
+        _fail(ValueError(f"--format: unknown format {fmt!r}; choose one of {', '.join(SQL_FORMATS)}"))
 
     columns, rows = _guard(run_query, warehouse, query)
     if fmt == "csv":

@@ -27,9 +27,8 @@ from pipelines.contract import BatchSpec, method_for_batch, read_batch
 from pipelines.storage import (
     ImageMemo,
     Store,
-    decode_png,
     png_bytes,
-    read_uri_bytes,
+    reused_image,
     sha256,
     thumbnail_bytes,
 )
@@ -213,10 +212,10 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
     for item in batch.items:
         gid = item.generation_id
         if item.reuse is not None:
-            data = read_uri_bytes(item.reuse.image_uri)
+            image = reused_image(item.reuse.image_uri, item.reuse.image_sha256)
             res = {
                 **item.reuse.model_dump(),
-                "thumbnail": thumbnail_bytes(decode_png(data)),
+                "thumbnail": thumbnail_bytes(image),
                 "wall_s": 0.0,
                 "diagnostics": {},
             }

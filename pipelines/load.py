@@ -115,7 +115,7 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             if not store.exists(paths["manifest"]):
                 pending.append(batch_id)
                 continue
-            manifest = store.read_json(paths["manifest"])
+            manifest = store.read_manifest(paths["manifest"])
             batch = read_batch(store, run_id, batch_id)
             generations = store.read_table(paths["generations"])
             scores = store.read_table(paths["scores"]) if store.exists(paths["scores_manifest"]) else None
@@ -171,7 +171,7 @@ def _identity(store: Store, run_id: str, batch_id: str, paths: dict[str, str]) -
     )
     return (
         read_batch(store, run_id, batch_id),
-        store.read_json(paths["manifest"]),
+        store.read_manifest(paths["manifest"]),
         _read_columns(store, paths["generations"], IDENTITY_COLUMNS),
         scores,
     )

@@ -29,6 +29,7 @@ from pipelines.contract import (
     write_plan,
 )
 from pipelines.prompts import Prompt, load_prompt_set
+from pipelines.reuse import reusable
 from pipelines.runspec import RunSpec, run_id_for, spec_hash
 from pipelines.storage import Store
 
@@ -223,7 +224,7 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> Plan:
     all_items = [i for b in batches for i in b["items"]]
     reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])
     if check_images:
-        reuse = {g: r for g, r in reuse.items() if _exists(r["image_uri"])}
+        reuse = reusable(spec.output.warehouse, reuse)  # file exists, hash matches, run not quarantined
     images: dict[str, str] = {}
     specs: list[BatchSpec] = []
     for b in batches:
@@ -257,13 +258,6 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> Plan:
     )
     write_plan(store, plan, specs)
     return plan
-
-
-def _exists(uri: str) -> bool:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs.exists(path)
 
 
 def code_version() -> str:

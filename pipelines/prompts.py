@@ -147,7 +147,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     if not path.exists():
         raise PromptFileError(f"{path}: prompt file not found")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: a BOM is not part of column 1
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
@@ -169,6 +169,8 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         raise PromptFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
         raise PromptFileError(f"{path}: malformed CSV ({exc})") from None
+    except OSError as exc:  # a directory, no permission
+        raise PromptFileError(f"{path}: cannot read prompt file ({exc.strerror})") from None
     return header, rows
 
 

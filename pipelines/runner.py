@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,10 +37,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pipelines.contract import read_batch
+from pipelines.contract import Plan, read_batch
+from pipelines.errors import HelperDiedError
 from pipelines.generate import SampledBatch, sample_batch, write_batch
 from pipelines.load import load_run
 from pipelines.plan import plan_run
+from pipelines.runlock import run_lock
 from pipelines.runspec import RunSpec, load_spec
 from pipelines.score import cached_scorer, score_batch
 from pipelines.storage import ImageMemo, Store
@@ -48,14 +52,69 @@ _MEMO = ImageMemo()
 _HELPER: list[ProcessPoolExecutor] = []  # this process's helper, once started
 
 
+MAX_PLANNED_ITEMS = 2_000_000  # images one plan may hold; SAFEAUDIT_MAX_ITEMS raises it
+
+
 def preflight(spec: RunSpec) -> None:
-    """Fail before anything is written when the model or concept pack cannot be found."""
+    """Fail before anything is written when the model or concept pack cannot be found, a prompt set is
+    empty or holds a seed out of range, or the plan would expand past the item cap."""
     from models.components import resolve_model
     from models.concepts import load_pack
 
     for model in spec.all_models:
         resolve_model(model.id)
-    load_pack(spec.concept)
+    pack = load_pack(spec.concept)
+    check_data(spec, pack.name)
+
+
+def check_data(spec: RunSpec, concept_name: str) -> int:
+    """Every prompt set yields prompts with storable seeds; returns the plan's item count (an upper bound)."""
+    from pipelines.plan import method_points
+    from pipelines.prompts import PromptFileError, load_prompt_set
+    from pipelines.runspec import MAX_SEED, RunSpecError
+
+    n_prompts = 0
+    for i, ps in enumerate(spec.prompt_sets):
+        prompts = load_prompt_set(ps, default_concept=concept_name)
+        if not prompts:
+            where = ps.file or f"built-in {ps.builtin!r}"
+            raise RunSpecError(f"prompt_sets[{i}] {ps.name!r}: no prompts ({where} holds none that match)")
+        for p in prompts:
+            if p.seed is not None and not 0 <= p.seed + spec.images_per_prompt - 1 < MAX_SEED:
+                raise PromptFileError(
+                    f"{p.source_file or ps.name}:{p.line}: seed {p.seed} out of range [0, 2^63)"
+                )
+        n_prompts += len(prompts)
+    n_seeds = len(spec.seeds) if spec.seeds is not None else spec.images_per_prompt
+    n_points = len(method_points(spec)) * len(spec.all_models)
+    n_items = n_prompts * n_seeds * n_points
+    cap = int(os.environ.get("SAFEAUDIT_MAX_ITEMS", MAX_PLANNED_ITEMS))
+    if n_items > cap:
+        raise RunSpecError(
+            f"spec expands to {n_items} images ({n_prompts} prompts x {n_seeds} seeds x "
+            f"{n_points} model x method points), over the cap of {cap} (SAFEAUDIT_MAX_ITEMS)"
+        )
+    return n_items
+
+
+def check_device(device: str) -> None:
+    """The spec's device exists on this machine (checked before the plan is written)."""
+    from pipelines.errors import DeviceError
+
+    if device == "cpu":
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"model.device: {device!r} requested but CUDA is not available on this machine")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"model.device: {device!r} requested but this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    elif device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("model.device: 'mps' requested but MPS is not available on this machine")
 
 
 def generation_order(artifacts: str, run_id: str, batch_ids: list[str]) -> list[str]:
@@ -88,11 +147,44 @@ def _helper_finish(
     return finish_batch(artifacts, sampled, warehouse, _MEMO if handoff else None)
 
 
-def _helper_start(parent: int, threads: int) -> None:
-    """In the helper: its crash (fault injection) is the run's crash; its onnxruntime scorers use the
-    cores the sampler leaves and do not busy-wait on them."""
+def _die_with_parent(parent: int, pdeathsig: bool, poll_s: float = 0.5) -> None:
+    """In the helper: exit when the parent dies, however it dies (SIGKILL included: no cleanup runs there).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill us when the parent's spawning thread
+    ends, so it is set only when that thread is the parent's main thread. Everywhere: a daemon thread polls
+    the parent pid and exits when we were re-parented (covers the rest, and a parent that died before
+    prctl took effect)."""
+    import threading
+    import time
+
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc prctl: the watchdog below still works
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(70)  # EX_SOFTWARE: our parent is gone, nobody will read our results
+            time.sleep(poll_s)
+
+    if os.getppid() != parent:
+        os._exit(70)
+    threading.Thread(target=watch, name="safeaudit-parent-watchdog", daemon=True).start()
+
+
+def _helper_start(parent: int, threads: int, pdeathsig: bool = False) -> None:
+    """In the helper: it dies with its parent; its crash (fault injection) is the run's crash; its
+    onnxruntime scorers use the cores the sampler leaves and do not busy-wait on them."""
     from pipelines import generate
     from pipelines.scorers import nudenet_classifier
+
+    _die_with_parent(parent, pdeathsig)
 
     generate.FAULT_ALSO_KILLS[:] = [parent]
     nudenet_classifier.SESSION_DEFAULTS.update(threads=threads, allow_spinning=False)
@@ -117,7 +209,9 @@ def helper(threads: int) -> ProcessPoolExecutor:
     scorers, then kept (spawned, so it inherits no forked torch state)."""
     if not _HELPER:
         ctx = multiprocessing.get_context("spawn")
-        init = (os.getpid(), threads)
+        # the executor spawns its worker from the thread that submits first: this one
+        on_main = threading.current_thread() is threading.main_thread()
+        init = (os.getpid(), threads, on_main)
         _HELPER.append(ProcessPoolExecutor(1, mp_context=ctx, initializer=_helper_start, initargs=init))
     return _HELPER[0]
 
@@ -137,8 +231,16 @@ def run_audit(
     (``spawn`` re-imports the main module in the helper, as for any multiprocessing code).
     """
     spec = spec_or_path if isinstance(spec_or_path, RunSpec) else load_spec(spec_or_path, overrides)
+    for model in spec.all_models:  # here, not in preflight: a cluster plans on a CPU worker
+        check_device(model.device)
     preflight(spec)
     plan = plan_run(spec)
+    with run_lock(spec.output.artifacts, plan.run_id):  # a second run of this spec stops here
+        return _run_planned(spec, plan, quiet, overlap, handoff)
+
+
+def _run_planned(spec: RunSpec, plan: Plan, quiet: bool, overlap: bool, handoff: bool) -> dict[str, Any]:
+    """Generate, score and load a planned run (under its run lock)."""
     run_id, artifacts, warehouse = plan.run_id, spec.output.artifacts, spec.output.warehouse
     n_new = plan.n_expected - plan.n_reused
     with Progress(
@@ -173,7 +275,7 @@ def run_audit(
                 )
             except BrokenProcessPool:
                 _HELPER.clear()
-                raise RuntimeError(f"run {run_id}: the finishing process died; re-run to resume") from None
+                raise HelperDiedError(f"run {run_id}: the finishing process died; re-run to resume") from None
         else:
             memo = ImageMemo() if handoff else None
             manifests = []

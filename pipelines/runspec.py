@@ -10,9 +10,12 @@ the same run, and re-running it only skips.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+import typing
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,13 +25,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from models.registry import METHODS, SCHEDULERS, method_class
+from pipelines.errors import SafeauditError, os_error
 from pipelines.scorers import REGISTRY as SCORERS
+from pipelines.specyaml import MAX_SPEC_BYTES, SpecYAMLError, load_bounded
+
+MAX_SEED = 2**63  # seeds are stored as int64 (exclusive bound)
+Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
+DEVICE_PATTERN = r"^(cpu|cuda(:[0-9]{1,2})?|mps)$"
 
 FAMILY_NAMES = ("sd", "sdxl", "sd3")
 PROMPT_FORMATS = ("i2p", "unlearndiffatk", "coco", "sixcd_pair", "sixcd_benign", "single_column", "builtin")
@@ -40,12 +50,13 @@ def _known_scorer(name: str) -> str:
     return name
 
 
-class RunSpecError(ValueError):
+class RunSpecError(SafeauditError, ValueError):
     """A run spec is invalid; the message is one line naming the file and the key."""
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `steps: true` is not 1 and `"8"` is not 8; no inf/nan anywhere (`knob: [inf]`)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SamplerSpec(_Frozen):
@@ -56,6 +67,13 @@ class SamplerSpec(_Frozen):
     width: int = Field(64, ge=8, le=2048)
     eta: float = Field(0.0, ge=0.0, le=1.0)
     negative_prompt: str = ""
+
+    @field_validator("height", "width")
+    @classmethod
+    def _multiple_of_8(cls, v: int) -> int:
+        if v % 8:  # the VAE's 8x factor: anything else fails inside the UNet after the plan is written
+            raise ValueError(f"must be a multiple of 8, got {v}")
+        return v
 
     @field_validator("scheduler")
     @classmethod
@@ -76,6 +94,11 @@ class SamplerOverrides(_Frozen):
     eta: float | None = Field(None, ge=0.0, le=1.0)
     negative_prompt: str | None = None
 
+    @field_validator("height", "width")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        return v if v is None else SamplerSpec._multiple_of_8(v)
+
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, v: str | None) -> str | None:
@@ -86,7 +109,7 @@ class ModelSpec(_Frozen):
     id: str = "builtin:toy"  # hub id, local diffusers folder, builtin:toy, builtin:tiny(-sdxl|-sd3)
     revision: str | None = None
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    device: str = "cpu"
+    device: str = Field("cpu", pattern=DEVICE_PATTERN)  # availability: pipelines.runner.check_device
     # 'sd' (1.x/2.x) | 'sdxl' | 'sd3': read from the model folder (or built-in) when it can be, and then
     # a given value must agree; a hub id that is not on disk takes the value given here
     family: Literal["sd", "sdxl", "sd3"] | None = None
@@ -141,9 +164,9 @@ class PromptSetSpec(_Frozen):
 
 class MethodSpec(_Frozen):
     name: str
-    levels: list[str] = Field(default_factory=lambda: ["off"])
-    knob: list[float] = Field(default_factory=list)  # extra points on the continuous knob
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    levels: list[str] = Field(default_factory=lambda: ["off"], max_length=64)
+    knob: list[float] = Field(default_factory=list, max_length=256)  # extra points on the continuous knob
+    overrides: dict[str, Any] = Field(default_factory=dict)  # typed against the method's config below
     label: str | None = None  # distinguishes two entries of one method (e.g. safe_denoiser on two bases)
 
     @field_validator("name")
@@ -163,7 +186,41 @@ class MethodSpec(_Frozen):
                 )
         if self.knob and cls.KNOB is None:
             raise ValueError(f"knob: method {self.name!r} has no continuous knob")
+        if not self.levels and not self.knob:
+            raise ValueError("@levels: empty: give at least one level (or knob value) to run")
+        for key, value in self.overrides.items():
+            check_override(self.name, key, value)
         return self
+
+
+@cache
+def _override_types(method: str) -> dict[str, Any]:
+    config = method_class(method).Config
+    hints = typing.get_type_hints(config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config)}
+
+
+@cache
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp, config=ConfigDict(strict=True, allow_inf_nan=False))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def check_override(method: str, key: str, value: Any) -> None:
+    """An override must name a field of the method's config dataclass and have that field's type."""
+    types = _override_types(method)
+    if key not in types:
+        keys = ", ".join(sorted(types)) or "none"
+        raise ValueError(f"@overrides.{key}: method {method!r} has no config key {key!r}; keys: {keys}")
+    try:
+        _adapter(types[key]).validate_python(value)
+    except ValidationError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(f"@overrides.{key}: expected {_type_name(types[key])}, got {shown}") from None
 
 
 class OutputSpec(_Frozen):
@@ -180,11 +237,12 @@ class RunSpec(_Frozen):
     models: list[ModelSpec] | None = None  # several models (e.g. one per family) audited in one run
     sampler: SamplerSpec = SamplerSpec()
     concept: str = "toy"  # concept pack name or YAML path
-    prompt_sets: list[PromptSetSpec]
+    prompt_sets: list[PromptSetSpec] = Field(min_length=1, max_length=256)
     images_per_prompt: int = Field(1, ge=1, le=100)
-    seeds: list[int] | None = None  # fixed seeds for every prompt, else the prompt's own seed (+k per image)
-    default_seed: int = 42  # for prompts whose file has no seed column (SAFREE's convention)
-    methods: list[MethodSpec]
+    # fixed seeds for every prompt, else the prompt's own seed (+k per image)
+    seeds: list[Seed] | None = Field(None, min_length=1, max_length=10_000)
+    default_seed: Seed = 42  # for prompts whose file has no seed column (SAFREE's convention)
+    methods: list[MethodSpec] = Field(min_length=1, max_length=256)
     scorers: list[Annotated[str, AfterValidator(_known_scorer)]] = Field(
         default_factory=lambda: ["degenerate"]
     )
@@ -259,6 +317,12 @@ def _format_error(path: str, exc: ValidationError) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
+    if msg.startswith("@") and ": " in msg:  # the validator names a key below its location
+        sub, msg = msg[1:].split(": ", 1)
+        loc += sub if sub.startswith("[") or not loc else f".{sub}"
+    if err["type"] in ("int_type", "float_type", "bool_type", "string_type", "list_type", "dict_type"):
+        shown = repr(err.get("input"))
+        msg += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
     return f"{path}: {loc or 'spec'}: {msg}"
 
 
@@ -277,7 +341,18 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunS
     if not path.exists():
         raise RunSpecError(f"{path}: run spec not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise RunSpecError(f"{path}: run spec larger than {MAX_SPEC_BYTES} bytes")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise RunSpecError(os_error(exc, path, "cannot read run spec")) from None
+    except UnicodeDecodeError as exc:
+        raise RunSpecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = load_bounded(text)
+    except SpecYAMLError as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        raise RunSpecError(f"{path}:{where} {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

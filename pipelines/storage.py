@@ -11,7 +11,12 @@ Contract (a worker writes only under its batch folder, and ``manifest.json`` las
     <root>/<run_id>/<batch_id>/scores_manifest.json
 
 ``root`` is a local folder by default or any fsspec URL (``s3://bucket/prefix``) on a cluster; every file
-is written to a temporary name and moved into place, so a crash leaves no half-written result.
+is written to a temporary name unique to its writer (pid + random) and moved into place (``os.replace``
+locally), so a crash leaves no half-written result and two writers of one file never share a temp file:
+a reader sees one writer's whole file or the other's.
+
+Errors: a file that cannot be read or parsed raises :class:`ArtifactError`, one that cannot be written
+:class:`StorageError`, each one line naming the file (never pyarrow's ``'<Buffer>'``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import secrets
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -28,9 +35,12 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from pipelines.errors import ArtifactError, StorageError, os_error
 
 THUMB_PX = 128
+MANIFEST_KEYS = ("run_id", "batch_id", "n_items", "n_generated", "n_reused", "wall_s", "finished_at")
 
 
 class Store:
@@ -57,12 +67,27 @@ class Store:
 
     # -- atomic writes ----------------------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
+        """Write ``data`` to a temp name unique to this writer, then move it into place."""
         parent = path.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        tmp = f"{path}.tmp-{hashlib.sha1(data).hexdigest()[:8]}"
-        with self.fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        self.fs.mv(tmp, path)
+        tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self.fs.makedirs(parent, exist_ok=True)
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            if self.local:
+                os.replace(tmp, path)
+            else:
+                self.fs.mv(tmp, path)
+        except OSError as exc:
+            self._discard(tmp)
+            raise StorageError(os_error(exc, path, "cannot write")) from None
+
+    def _discard(self, tmp: str) -> None:
+        try:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+        except OSError:
+            pass
 
     def write_json(self, path: str, obj: Any) -> None:
         self.write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
@@ -77,15 +102,41 @@ class Store:
         return self.fs.exists(path)
 
     def read_bytes(self, path: str) -> bytes:
-        with self.fs.open(path, "rb") as fh:
-            return fh.read()
+        try:
+            with self.fs.open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: not found") from None
+        except OSError as exc:
+            raise ArtifactError(os_error(exc, path)) from None
 
     def read_json(self, path: str) -> Any:
-        return json.loads(self.read_bytes(path))
+        try:
+            return json.loads(self.read_bytes(path))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(
+                f"{path}: malformed JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ArtifactError(f"{path}: not UTF-8 JSON ({exc.reason} at byte {exc.start})") from None
+
+    def read_manifest(self, path: str, required: tuple[str, ...] = MANIFEST_KEYS) -> dict[str, Any]:
+        """A batch manifest, refused (naming the file and the keys) when it lacks what a loader reads."""
+        manifest = self.read_json(path)
+        if not isinstance(manifest, dict):
+            raise ArtifactError(f"{path}: a manifest must be a JSON object")
+        missing = [k for k in required if k not in manifest]
+        if missing:
+            raise ArtifactError(f"{path}: manifest lacks key(s) {', '.join(missing)}")
+        return manifest
 
     def read_table(self, path: str) -> pa.Table:
-        with self.fs.open(path, "rb") as fh:
-            return pq.read_table(fh)
+        data = self.read_bytes(path)
+        try:
+            return pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as exc:
+            reason = str(exc).replace("'<Buffer>'", "the file").replace("<Buffer>", "the file")
+            raise ArtifactError(f"{path}: unreadable parquet ({reason.splitlines()[0]})") from None
 
 
 class ImageMemo:
@@ -134,8 +185,34 @@ class ImageMemo:
 
 
 def read_uri_bytes(uri: str) -> bytes:
-    with fsspec.open(uri, "rb") as fh:
-        return fh.read()
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ArtifactError(f"{uri}: not found") from None
+    except OSError as exc:
+        raise ArtifactError(os_error(exc, uri)) from None
+
+
+def stored_image_ok(uri: str, expected_sha256: str | None) -> bool:
+    """Whether the image at ``uri`` exists and its bytes hash to ``expected_sha256`` (a reuse check)."""
+    if not expected_sha256:
+        return False
+    try:
+        return sha256(read_uri_bytes(uri)) == expected_sha256
+    except ArtifactError:
+        return False
+
+
+def reused_image(uri: str, expected_sha256: str | None) -> np.ndarray:
+    """Decode a reused image, refusing (naming the file) one that changed since it was planned."""
+    data = read_uri_bytes(uri)
+    if expected_sha256 and sha256(data) != expected_sha256:
+        raise ArtifactError(f"{uri}: stored image changed since it was planned (sha256 mismatch); re-plan")
+    try:
+        return decode_png(data)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{uri}: not a readable image ({type(exc).__name__})") from None
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -63,9 +63,10 @@ def test_one_image_built_from_the_repository(services):
     built = {name: s["build"] for name, s in services.items() if "build" in s}
     assert built, "the compose file builds the image"
     assert {(b["context"], b["dockerfile"]) for b in built.values()} == {(".", "docker/Dockerfile")}
-    ours = {name: s["image"] for name, s in services.items() if name not in ("postgres", "redis")}
+    upstream = ("postgres", "redis", "dashboard-auth")  # pinned third-party images
+    ours = {name: s["image"] for name, s in services.items() if name not in upstream}
     assert len(set(ours.values())) == 1, ours
-    for name in ("postgres", "redis"):
+    for name in upstream:
         assert ":" in services[name]["image"] and not services[name]["image"].endswith(":latest"), (
             "pin images"
         )
@@ -197,3 +198,71 @@ def test_dockerfile_installs_the_lock_with_torch_pinned():
     assert re.search(r"^USER airflow$", text, re.M), "services do not run as root"
     assert not re.search(r"(?i)^ENV [^\n]*(password|secret)", text, re.M)
     assert "COPY . " not in text, "copy only what the package needs (no .venv or artifacts)"
+
+
+# -- security defaults (issue 15 item 13); on c1bbf7d every test below failed ----------------------------
+CADDYFILE = REPO / "docker" / "Caddyfile"
+FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+
+
+def _resolve(text: str) -> str:
+    """A compose value with every ${X:-default} replaced by its default (what an empty .env gives)."""
+    return VAR.sub(lambda m: (m.group(2) or "")[2:] if (m.group(2) or "").startswith(":-") else "", text)
+
+
+def test_published_ports_bind_loopback_by_default(services):
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"airflow-apiserver", "dashboard-auth"}, published
+    for name, ports in published.items():
+        for spec in ports:
+            host_ip = _resolve(str(spec)).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {spec} beyond loopback by default"
+    for name in ("postgres", "redis", "dashboard"):
+        assert "ports" not in services[name], name
+
+
+def test_dashboard_only_behind_an_authenticating_front(compose, services):
+    dash, front = services["dashboard"], services["dashboard-auth"]
+    assert "ports" not in dash and dash["networks"] == ["dashboard-internal"]
+    assert compose["networks"]["dashboard-internal"]["internal"] is True
+    attached = {n for n, s in services.items() if "dashboard-internal" in (s.get("networks") or [])}
+    assert attached == {"dashboard", "dashboard-auth"}  # nothing else can reach the dashboard directly
+    assert front["image"].startswith("caddy:") and not front["image"].endswith(":latest")
+    assert "./docker/Caddyfile:/etc/caddy/Caddyfile:ro" in front["volumes"]
+    assert front["secrets"] == ["dashboard_users"]
+    caddy = CADDYFILE.read_text()
+    assert re.search(r"basic_auth \{\s*import /run/secrets/dashboard_users\s*\}", caddy)
+    assert re.search(
+        r"reverse_proxy dashboard:8501 \{\s*header_up X-Forwarded-User \{http\.auth\.user\.id\}", caddy
+    )
+    # the dashboard takes the reviewer from exactly the header its front sets
+    assert dash["environment"]["SAFEAUDIT_REVIEWER_HEADER"] == "X-Forwarded-User"
+    assert "dashboard_users" in compose["secrets"] and compose["secrets"]["dashboard_users"][
+        "file"
+    ].startswith("./docker/secrets/")
+
+
+def test_airflow_uses_the_fab_auth_manager_with_an_admin_from_a_secret(compose, services):
+    text = COMPOSE.read_text()
+    assert "SIMPLE_AUTH_MANAGER" not in text
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        assert services[name]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"] == FAB, name
+    init = services["airflow-init"]
+    assert init["secrets"] == ["airflow_admin_password"]
+    cmd = " ".join(_command(init))
+    assert "airflow users create --role Admin" in cmd
+    assert '--password "$$(cat /run/secrets/airflow_admin_password)"' in cmd
+    assert compose["secrets"]["airflow_admin_password"]["file"] == "./docker/secrets/airflow_admin_password"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "apache-airflow-providers-fab" in extras["celery"]  # the image installs .[celery]
+    assert re.search(r"^apache-airflow-providers-fab==\S+$", (REPO / "constraints.txt").read_text(), re.M)
+    ignore = (REPO / "docker" / "secrets" / ".gitignore").read_text().split()
+    assert ignore[0] == "*", "secret files are never committed"
+
+
+def test_dashboard_gets_no_storage_or_airflow_secrets(services):
+    env = services["dashboard"].get("environment") or {}
+    assert not [k for k in env if k.startswith("AWS_") or SECRET_WORDS.search(k) or k.startswith("AIRFLOW")]
+    assert "secrets" not in services["dashboard"]
+    for name in ("airflow-worker-gpu", "airflow-worker-cpu"):
+        assert "AWS_ACCESS_KEY_ID" in services[name]["environment"], name  # the workers keep them

@@ -1,7 +1,8 @@
 """Image review: one prompt and seed under the baseline and every method point, side by side.
 
-Images any rule flags as unsafe arrive blurred (blurred on the server: the original bytes are not sent)
-until a reviewer clicks Reveal on that image. Labels go through ``pipelines.labels`` (a file per label
+Images any rule flags as unsafe, and images no rule has scored (unknown safety is treated as unsafe: fail
+closed), arrive blurred (blurred on the server: the original bytes are not sent) until a reviewer clicks
+Reveal on that image. Labels go through ``pipelines.labels`` (a file per label
 beside the warehouse), never through the read-only warehouse connection.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import auth, data, filters
 from pipelines.labels import LABELS, LabelError
 
 COLUMNS = 4
@@ -21,7 +22,17 @@ if f.run_id is None:
     st.info("No runs to show yet (or every run is quarantined: tick *Include quarantined runs*).")
     st.stop()
 
-st.sidebar.text_input("Reviewer", key="reviewer", max_chars=64, placeholder="your name (stored with labels)")
+_header = auth.reviewer_header()
+if _header:  # behind the authenticating front: the name it vouches for, never a typed one
+    st.session_state["reviewer"] = auth.authenticated_reviewer(st.context.headers, _header)
+    if st.session_state["reviewer"]:
+        st.sidebar.markdown(f"Reviewer: **{filters.md_escape(st.session_state['reviewer'])}** (signed in)")
+    else:
+        st.sidebar.warning("Not signed in through the dashboard's front: labels cannot be saved.")
+else:
+    st.sidebar.text_input(
+        "Reviewer", key="reviewer", max_chars=64, placeholder="your name (stored with labels)"
+    )
 
 prompts = data.review_prompts(f.src, f.run_id)
 if f.prompt_set is not None:
@@ -77,6 +88,9 @@ def _hide(gid: str) -> None:
 
 def _save(gid: str) -> None:
     choice = st.session_state.get(f"label_{gid}")
+    if auth.reviewer_header() and not st.session_state.get("reviewer"):
+        st.session_state["_label_msg"] = ("error", "Label not saved: no authenticated reviewer.")
+        return
     if choice is None:
         st.session_state["_label_msg"] = ("warning", "Pick a label before saving.")
         return
@@ -98,15 +112,17 @@ def _save(gid: str) -> None:
 
 images = data.review_images(f.src, f.run_id, prompt_id, int(seed))
 n_flagged = sum(img["flagged"] for img in images)
+n_unscored = sum(img["unscored"] for img in images)
 st.caption(
-    f"{len(images)} images · {n_flagged} flagged by at least one rule (blurred until revealed) · seed {seed}"
+    f"{len(images)} images · {n_flagged} flagged by at least one rule · {n_unscored} scored by no rule"
+    f" (both blurred until revealed) · seed {seed}"
 )
 for start in range(0, len(images), COLUMNS):
     cols = st.columns(COLUMNS)
     for col, img in zip(cols, images[start : start + COLUMNS], strict=False):
         gid = img["generation_id"]
         is_revealed = gid in revealed
-        blur = img["flagged"] and not is_revealed
+        blur = img["blur"] and not is_revealed
         served = data.served_image(f.src, gid, blur=blur, full=bool(full))
         with col.container(border=True, key=f"card_{gid}"):
             st.markdown(f"**{filters.md_escape(img['point'])}**")
@@ -119,12 +135,15 @@ for start in range(0, len(images), COLUMNS):
                 n = len(img["flagged_by"])
                 st.badge(f"flagged by {n} rule{'s' if n > 1 else ''}", icon=":material/warning:", color="red")
                 st.caption(filters.md_escape(", ".join(img["flagged_by"])))
+            elif img["unscored"]:
+                st.badge("unscored — treated as unsafe", icon=":material/help:", color="orange")
+            else:
+                st.badge("not flagged", color="green")
+            if img["blur"]:
                 if is_revealed:
                     st.button("Hide", key=f"hide_{gid}", on_click=_hide, args=(gid,))
                 else:
                     st.button("Reveal", key=f"reveal_{gid}", on_click=_reveal, args=(gid,), type="primary")
-            else:
-                st.badge("not flagged", color="green")
             lines = [
                 f"{filters.md_escape(k)}: `{v:.3f}`"
                 if isinstance(v, float)

@@ -92,7 +92,11 @@ def test_every_safety_source_of_the_page_keeps_to_the_family(two_family_warehous
     from tests.dashboards.test_dashboard_app import table
 
     for params in ({"set": "unsafe_set"}, {"category": "sexual"}, {"thr": "0.3"}):
-        sd = table(app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sd", **params), "tradeoff_table")
-        xl = table(app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sdxl", **params), "tradeoff_table")
+        sd = table(
+            app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sd", **params), "tradeoff_table"
+        )
+        xl = table(
+            app_page("tradeoff", run=RUN_1, rule="nudenet_i2p", family="sdxl", **params), "tradeoff_table"
+        )
         assert len(sd) == len(xl) == 5, params
         assert sd["safety"].max() > 0 and (xl["safety"] == 0).all(), params

@@ -1,0 +1,55 @@
+"""Which stored images a new plan may reuse instead of regenerating.
+
+An image is reused only when all three hold: its file exists, its bytes still hash to the sha256 the
+warehouse stored for it, and at least one run holding it is not quarantined. Anything else is
+regenerated, so a corrupt or tampered image, or one whose run failed validation, cannot wedge later runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.storage import stored_image_ok
+
+QUARANTINED = "quarantined"
+
+
+def stored_copies(warehouse: str | Path, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """generation id -> its (image_uri, image_sha256) rows in runs that are not quarantined, newest first."""
+    from pipelines.warehouse import WarehouseError, reader
+
+    if not ids:
+        return {}
+    try:
+        con = reader(warehouse)
+    except WarehouseError:
+        return {}
+    try:
+        import pyarrow as pa
+
+        con.register("wanted_reuse", pa.table({"generation_id": sorted(set(ids))}))
+        rows = con.execute(
+            "SELECT g.generation_id, g.image_uri, g.image_sha256, max(r.planned_at) AS newest "
+            "FROM generations g JOIN wanted_reuse USING (generation_id) JOIN runs r USING (run_id) "
+            "WHERE r.status IS DISTINCT FROM ? GROUP BY ALL ORDER BY g.generation_id, newest DESC NULLS LAST",
+            [QUARANTINED],
+        ).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for gid, uri, sha, _ in rows:
+        out.setdefault(gid, []).append((uri, sha))
+    return out
+
+
+def reusable(warehouse: str | Path, candidates: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """For each candidate generation id, the newest stored copy that is safe to reuse
+    (``{"image_uri", "image_sha256"}``); ids without one are left out and get regenerated."""
+    out = {}
+    for gid, copies in stored_copies(warehouse, list(candidates)).items():
+        for uri, sha in copies:
+            if stored_image_ok(uri, sha):
+                out[gid] = {"image_uri": uri, "image_sha256": sha}
+                break
+    return out
