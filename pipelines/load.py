@@ -19,7 +19,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines.contract import BatchSpec, Plan, read_batch, read_plan
 from pipelines.generate import batch_paths
@@ -156,23 +155,17 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
 IDENTITY_COLUMNS = ("run_id", "batch_id", "generation_id", "method", "level", "config_hash")
 
 
-def _read_columns(store: Store, path: str, columns: tuple[str, ...]) -> pa.Table:
-    with store.fs.open(path, "rb") as fh:
-        f = pq.ParquetFile(fh)
-        return f.read(columns=[c for c in columns if c in f.schema_arrow.names])
-
-
 def _identity(store: Store, run_id: str, batch_id: str, paths: dict[str, str]) -> tuple:
     """(batch spec, manifest, generations, scores) with only the columns ``check_batch`` reads."""
     scores = (
-        _read_columns(store, paths["scores"], ("batch_id", "generation_id"))
+        store.read_table(paths["scores"], ("batch_id", "generation_id"))
         if store.exists(paths["scores_manifest"])
         else None
     )
     return (
         read_batch(store, run_id, batch_id),
         store.read_manifest(paths["manifest"]),
-        _read_columns(store, paths["generations"], IDENTITY_COLUMNS),
+        store.read_table(paths["generations"], IDENTITY_COLUMNS),
         scores,
     )
 

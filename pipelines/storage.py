@@ -130,10 +130,18 @@ class Store:
             raise ArtifactError(f"{path}: manifest lacks key(s) {', '.join(missing)}")
         return manifest
 
-    def read_table(self, path: str) -> pa.Table:
-        data = self.read_bytes(path)
+    def read_table(self, path: str, columns: tuple[str, ...] | None = None) -> pa.Table:
+        """A parquet file, whole or only the ``columns`` it has (read without loading the others)."""
+        if columns is None:
+            data = self.read_bytes(path)
         try:
-            return pq.read_table(pa.BufferReader(data))
+            if columns is None:
+                return pq.read_table(pa.BufferReader(data))
+            with self.fs.open(path, "rb") as fh:
+                f = pq.ParquetFile(fh)
+                return f.read(columns=[c for c in columns if c in f.schema_arrow.names])
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: not found") from None
         except (pa.ArrowException, OSError) as exc:
             reason = str(exc).replace("'<Buffer>'", "the file").replace("<Buffer>", "the file")
             raise ArtifactError(f"{path}: unreadable parquet ({reason.splitlines()[0]})") from None

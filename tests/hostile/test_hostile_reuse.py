@@ -76,12 +76,12 @@ def test_image_changed_between_plan_and_generate_names_the_file(first_run):
 
     tmp, _ = first_run
     plan = plan_run(load_spec(tiny_spec(tmp, name="tagged.yaml", tag="night-4")))
-    assert plan["n_reused"] == 2
-    victim = next(iter(plan["images"].values()))
+    assert plan.n_reused == 2
+    victim = next(iter(plan.images.values()))
     with open(victim, "wb") as fh:
         fh.write(b"not a png at all")
     with pytest.raises(ArtifactError) as exc:
-        for batch_id in plan["batch_ids"]:
-            generate_batch(str(tmp / "artifacts"), plan["run_id"], batch_id)
+        for batch_id in plan.batch_ids:
+            generate_batch(str(tmp / "artifacts"), plan.run_id, batch_id)
     text = str(exc.value)
     assert victim in text and "sha256 mismatch" in text and "\n" not in text
