@@ -243,6 +243,8 @@ def methods():
             [label, ", ".join(d["levels"]), d["knob"] or "", ", ".join(f"{v:g}" for v in d["knob_values"])]
         )
         defaults.append(f"[bold]{name}[/] defaults: {json.dumps(d['defaults'], default=str)}")
+        # levels that depart from the authors' release on purpose say so (labelled as ours)
+        defaults += [f"[bold]{name}[/] {level}: {note}" for level, note in d.get("notes", {}).items()]
     print_table(rows, ["method", "levels", "knob", "knob sweep"])
     for line in defaults:
         console.print(line, highlight=False, soft_wrap=True)
