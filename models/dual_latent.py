@@ -302,6 +302,10 @@ class DualLatent(SafetyMethod):
 
     def finish(self, ctx) -> None:
         texts = ctx.state.get("dl_texts") or [None] * ctx.batch_size
-        for diag, text in zip(ctx.diagnostics, texts, strict=True):
+        rewrite = self.active and self.source()["kind"] == "rewrite"
+        for diag, text, prompt in zip(ctx.diagnostics, texts, ctx.prompts, strict=True):
             diag["dl_fused_steps"] = ctx.state["dl_fused"]
             diag["dl_safe_prompt"] = text
+            # a rewrite that matched no word gives c_s = c_u: the fused streams are the same stream
+            changed = text != prompt if rewrite else text is not None
+            diag["acted"] = bool(ctx.state["dl_fused"] > 0 and changed)

@@ -514,6 +514,9 @@ class SafeDenoiser(SafetyMethod):
         )
         for k, diag in enumerate(ctx.diagnostics):
             masses = per_image[k]
+            # this method acted iff its gate opened at least once; what the base method did is its own
+            diag["base_acted"] = diag.get("acted")
+            diag["acted"] = int(gated[k]) > 0
             diag["sd_variant"] = self.config.variant
             diag["sd_gated_steps"] = int(gated[k])
             diag["sd_window_steps"] = len(masses)

@@ -271,3 +271,16 @@ def test_from_level_names_what_it_rejects(name):
         cls.from_level("no_such_level")
     with pytest.raises(ValueError, match="no_such_key"):
         cls.from_level("off", overrides={"no_such_key": 1})
+
+
+# -- (i) no silent no-ops: every image says whether its method acted ----------------------------------------
+@pytest.mark.parametrize("name", ALL)
+def test_every_image_says_whether_the_method_acted(name, world, pack):
+    components, _ = world
+    cls = method_class(name)
+    off = sample(components, PROMPTS, cls.from_level("off", concept=pack), QUICK).diagnostics
+    assert [d["acted"] for d in off] == [False, False]  # off changes nothing, and says so
+    assert all(isinstance(d["prompt_truncated"], bool) for d in off)
+    if name != "baseline":
+        top = sample(components, PROMPTS, cls.from_level("max", concept=pack), QUICK).diagnostics
+        assert all(isinstance(d["acted"], bool) for d in top)
