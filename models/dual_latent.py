@@ -207,6 +207,22 @@ class DualLatent(SafetyMethod):
     def concept_fields(self) -> dict[str, Any]:
         return {"safe_embedding": self.source()} if self.active else {}
 
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        if not self.active:
+            return None
+        pack = self.concept.pack_id if self.concept is not None else "none"
+        try:
+            spec = self.source()
+        except ValueError:
+            return (
+                f"concept pack {pack} has no safe_embedding; add one to the pack or the method's overrides "
+                f"(safe_embedding: {{kind: rewrite, replace: {{word: safe word}}}} or {{kind: encoder, model: DIR}})"
+            )
+        local = spec["kind"] == "encoder" and str(spec["model"]).startswith((".", "/", "~"))
+        if local and not Path(spec["model"]).expanduser().exists():
+            return f"safe-embedding encoder folder {spec['model']} (concept pack {pack}) does not exist"
+        return None
+
     def safe_texts(self, prompts: list[str]) -> list[str]:
         """What c_s is the encoding of (rewrite, suffix), or a label of the encoder."""
         spec = self.source()

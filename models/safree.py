@@ -323,6 +323,12 @@ class SAFREE(SafetyMethod):
             out["negative_prompt"] = self.negative_text
         return out
 
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        if (self.config.negative_prompt or self._projects()) and not self.keywords:
+            pack = self.concept.pack_id if self.concept is not None else "none"
+            return f"concept pack {pack} has no safree_keywords; add the toxic keyword list to the pack"
+        return None
+
     def _projects(self) -> bool:
         return self.config.forced_filtered_steps != 0
 

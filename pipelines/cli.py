@@ -292,7 +292,13 @@ def toy_train(
 
 # Commands that live beside their capability: each module defines ``register(app)``. Listed here so a
 # module under construction (absent) does not break the CLI.
-CLI_PLUGINS = ("pipelines.report", "pipelines.validate", "pipelines.orchestrate", "dashboards.cli")
+CLI_PLUGINS = (
+    "pipelines.report",
+    "pipelines.validate",
+    "pipelines.orchestrate",
+    "dashboards.cli",
+    "pipelines.negation_sets",
+)
 
 
 def _register_plugins() -> None:
