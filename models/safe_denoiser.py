@@ -47,10 +47,15 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
 - With ``renoise="official"`` every gated step replaces the latent's noise part by fresh ξ, which changes
   the image far more than the x̂0 edit itself at small η (on the tiny random model: ~24 grey levels mean
   with an edit of 1e−7). Use ``renoise="eps"`` to see the edit alone.
-- The negation set is VAE-encoded once per (image bytes, VAE weights, size, sampling) and cached in memory
-  and on disk (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the official
-  code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with ``vae_seed``.
-  Images are resized (bicubic) to the run's size.
+- The negation set (``models/negation.py``) is a versioned artifact built for this model and size by
+  ``safeaudit negation-set build|import`` (its latents are read, after checking the VAE fingerprint and the
+  size), or, at this API only, a plain image folder VAE-encoded once per (image bytes, VAE weights, size,
+  sampling) and cached (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the
+  official code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with
+  ``vae_seed`` (an artifact records its own). Images are resized (bicubic) to the run's size. The set's hash
+  is in the resolved config (hence the generation id) and in each image's ``sd_negation_set``.
+- ``acted`` (diagnostics) is True iff the gate opened at least once for the image; the base method's own
+  ``acted`` is kept as ``base_acted``.
 - The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
   §4.3 reads the code; we do the same unless ``query_norm`` (ours) normalises x̂0 as well (kernel only; the
   update still subtracts from the unnormalised x̂0).
@@ -70,6 +75,11 @@ benign prompts × seeds, red pixel fraction 0.169 at baseline: η 1.5 → 0.113,
 as the red-*flag* rate (toy_concept > 0.2, 20 red prompts; the audit's safety number) η 1.5/2/4/8 gave
 0.90/0.80/0.85/0.55 against 0.95 at baseline, and 12/16/24/32 gave 0.45/0.15/0.10/0.35 (overshoot at 32):
 hence the ladder 2, 8, 12, 16.
+**Recalibration needed** (issue 17): the ladder was calibrated on the earlier hand-made set (32 pure-red
+renders). With the platform-built toy set (40 toy-model images of red prompts, posterior means) the masses
+moved: over 8 red and 8 benign prompts the gate opened on every image at weak (1–4 of the window's steps,
+benign included: log K −0.35…−1.7) and at strong/max on one step each (log K −2.3…−3.1), so acted is True
+everywhere but the gate no longer separates red from benign; re-fit ``gate_threshold`` and η on this set.
 **The ladder's gate threshold is a toy number**: at SD scale (N = 515, D = 16,384) the normalised-query
 mass at σ = 1 is many orders of magnitude smaller, so the ladder's gate would stay closed (``sd_gated_steps``
 = 0) — use ``official`` there, or re-calibrate ``gate_threshold`` and σ on SD latents (open item).
