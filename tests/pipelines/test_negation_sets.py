@@ -205,3 +205,50 @@ def test_a_run_on_the_built_set_moves_images_and_records_its_hash(built, monkeyp
         assert acted == [("baseline", 0.0), ("safe_denoiser", 1.0)]
     finally:
         con.close()
+
+
+def test_import_a_folder_is_idempotent_and_serves_only_its_model_and_size(
+    tmp_path, tiny_components, monkeypatch
+):
+    from PIL import Image
+
+    from models.negation import NegationSetError, resolve
+    from models.safe_denoiser import SafeDenoiser, SafeDenoiserConfig
+    from models.sampler import Request, SamplerSettings, sample
+    from models.toy.render import render_seeded
+    from pipelines.negation_sets import import_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for k, shape in enumerate(["circle", "square", "star"]):
+        Image.fromarray(render_seeded("red", shape, 7 + k)[0]).save(mine / f"red_{k}.png")
+    model = str(tiny_components.model_id)
+    out = tmp_path / "sets"
+    first = import_folder(mine, "mine", model, 64, 64, output=out, warehouse=str(tmp_path / "wh.duckdb"))
+    again = import_folder(mine, "mine", model, 64, 64, output=out)
+    assert (first["set_hash"], first["n_members"], first["written"]) == (again["set_hash"], 3, True)
+    assert not again["written"]
+    (mine / "red_0.png").write_bytes((mine / "red_1.png").read_bytes())  # a changed image: a new version
+    assert import_folder(mine, "mine", model, 64, 64, output=out)["set_hash"] != first["set_hash"]
+
+    monkeypatch.setenv("SAFEAUDIT_NEGATION_SETS", str(out))
+    with pytest.raises(NegationSetError, match="no version for model builtin:toy at 64x64"):
+        resolve("mine", "builtin:toy", 64, 64)
+    pinned = f"mine@{first['set_hash']}"
+    method = SafeDenoiser(SafeDenoiserConfig(negation_set=pinned, eta=1.0, t_end=0, gate=False))
+    diags = sample(
+        tiny_components, [Request("a red circle", 1)], method, SamplerSettings(steps=3)
+    ).diagnostics
+    assert diags[0]["sd_negation_set"] == first["set_hash"] and diags[0]["acted"]
+    with pytest.raises(NegationSetError, match="encoded at 64x64, this run samples 32x32"):
+        sample(
+            tiny_components,
+            [Request("a red circle", 1)],
+            method,
+            SamplerSettings(steps=3, height=32, width=32),
+        )
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT kind, n_members FROM negation_sets").fetchall() == [("import", 3)]
+    finally:
+        con.close()
