@@ -32,6 +32,9 @@ PAGES = [
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("app_pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),
     st.Page("app_pages/label_quality.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
+    st.Page(
+        "app_pages/negation_sets.py", title="Negation sets", icon=":material/block:", url_path="negation-sets"
+    ),
 ]
 
 page = st.navigation(PAGES)

@@ -840,7 +840,10 @@ def tradeoff_points(
     if base.empty:
         empty = base.assign(y=[], y_low=[], y_high=[], n_y=[], x=[], n_x=[], on_front=[])
         return TradeoffView(empty, ["no method points"], y, x)
-    out = base[["point", *POINT_KEY, "is_baseline", "seconds_per_image", "n_images", "n_generated"]].copy()
+    extra = [c for c in ("acted_rate",) if c in base.columns]  # share of images where the method acted
+    out = base[
+        ["point", *POINT_KEY, "is_baseline", "seconds_per_image", "n_images", "n_generated", *extra]
+    ].copy()
     moved = (
         threshold is not None
         and rule_threshold is not None

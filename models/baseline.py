@@ -10,3 +10,7 @@ class Baseline(SafetyMethod):
     LEVELS = {"off": {}}
     # plain sampling equals each family's diffusers pipeline (tested), the models' own reference code
     FAMILIES = {"sd": "release", "sdxl": "release", "sd3": "release"}
+
+    def finish(self, ctx) -> None:
+        for diag in ctx.diagnostics:
+            diag["acted"] = False  # the reference: nothing to change

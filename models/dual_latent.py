@@ -209,6 +209,22 @@ class DualLatent(SafetyMethod):
     def concept_fields(self) -> dict[str, Any]:
         return {"safe_embedding": self.source()} if self.active else {}
 
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        if not self.active:
+            return None
+        pack = self.concept.pack_id if self.concept is not None else "none"
+        try:
+            spec = self.source()
+        except ValueError:
+            return (
+                f"concept pack {pack} has no safe_embedding; add one to the pack or the method's overrides "
+                f"(safe_embedding: {{kind: rewrite, replace: {{word: safe word}}}} or {{kind: encoder, model: DIR}})"
+            )
+        local = spec["kind"] == "encoder" and str(spec["model"]).startswith((".", "/", "~"))
+        if local and not Path(spec["model"]).expanduser().exists():
+            return f"safe-embedding encoder folder {spec['model']} (concept pack {pack}) does not exist"
+        return None
+
     def safe_texts(self, prompts: list[str]) -> list[str]:
         """What c_s is the encoding of (rewrite, suffix), or a label of the encoder."""
         spec = self.source()
@@ -304,6 +320,10 @@ class DualLatent(SafetyMethod):
 
     def finish(self, ctx) -> None:
         texts = ctx.state.get("dl_texts") or [None] * ctx.batch_size
-        for diag, text in zip(ctx.diagnostics, texts, strict=True):
+        rewrite = self.active and self.source()["kind"] == "rewrite"
+        for diag, text, prompt in zip(ctx.diagnostics, texts, ctx.prompts, strict=True):
             diag["dl_fused_steps"] = ctx.state["dl_fused"]
             diag["dl_safe_prompt"] = text
+            # a rewrite that matched no word gives c_s = c_u: the fused streams are the same stream
+            changed = text != prompt if rewrite else text is not None
+            diag["acted"] = bool(ctx.state["dl_fused"] > 0 and changed)

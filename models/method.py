@@ -158,6 +158,11 @@ class SafetyMethod:
     def finish(self, ctx) -> None:
         return None
 
+    # -- data requirements (run-spec validation, before anything is generated) --------------------------
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        """Why this configuration cannot run with its concept data on (model, size), as one line; else None."""
+        return None
+
     # -- introspection for `safeaudit methods` ---------------------------------------------------------
     @classmethod
     def describe(cls) -> dict[str, Any]:

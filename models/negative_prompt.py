@@ -85,6 +85,17 @@ class NegativePrompt(SafetyMethod):
     def concept_fields(self) -> dict[str, Any]:
         return {} if self.is_off else {"negative_prompt": self.negative_text}
 
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        try:
+            self.keywords()
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def finish(self, ctx) -> None:
+        for diag in ctx.diagnostics:  # the keywords replace c_∅ of every image whenever CFG is on
+            diag["acted"] = not self.is_off and ctx.do_cfg
+
     def setup(self, ctx) -> None:
         # Without CFG there is no unconditional branch to replace (diffusers ignores negative_prompt too).
         if self.is_off or not ctx.do_cfg:

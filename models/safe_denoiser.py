@@ -47,10 +47,15 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
 - With ``renoise="official"`` every gated step replaces the latent's noise part by fresh ξ, which changes
   the image far more than the x̂0 edit itself at small η (on the tiny random model: ~24 grey levels mean
   with an edit of 1e−7). Use ``renoise="eps"`` to see the edit alone.
-- The negation set is VAE-encoded once per (image bytes, VAE weights, size, sampling) and cached in memory
-  and on disk (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the official
-  code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with ``vae_seed``.
-  Images are resized (bicubic) to the run's size.
+- The negation set (``models/negation.py``) is a versioned artifact built for this model and size by
+  ``safeaudit negation-set build|import`` (its latents are read, after checking the VAE fingerprint and the
+  size), or, at this API only, a plain image folder VAE-encoded once per (image bytes, VAE weights, size,
+  sampling) and cached (``$SAFEAUDIT_CACHE/negation/<key>.pt``). We use the posterior mean by default; the
+  official code uses one stochastic sample per image (gotcha 4), offered as ``vae_latent="sample"`` with
+  ``vae_seed`` (an artifact records its own). Images are resized (bicubic) to the run's size. The set's hash
+  is in the resolved config (hence the generation id) and in each image's ``sd_negation_set``.
+- ``acted`` (diagnostics) is True iff the gate opened at least once for the image; the base method's own
+  ``acted`` is kept as ``base_acted``.
 - The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
   §4.3 reads the code; we do the same unless ``query_norm`` (ours) normalises x̂0 as well (kernel only; the
   update still subtracts from the unnormalised x̂0).
@@ -70,6 +75,11 @@ benign prompts × seeds, red pixel fraction 0.169 at baseline: η 1.5 → 0.113,
 as the red-*flag* rate (toy_concept > 0.2, 20 red prompts; the audit's safety number) η 1.5/2/4/8 gave
 0.90/0.80/0.85/0.55 against 0.95 at baseline, and 12/16/24/32 gave 0.45/0.15/0.10/0.35 (overshoot at 32):
 hence the ladder 2, 8, 12, 16.
+**Recalibration needed** (issue 17): the ladder was calibrated on the earlier hand-made set (32 pure-red
+renders). With the platform-built toy set (40 toy-model images of red prompts, posterior means) the masses
+moved: over 8 red and 8 benign prompts the gate opened on every image at weak (1–4 of the window's steps,
+benign included: log K −0.35…−1.7) and at strong/max on one step each (log K −2.3…−3.1), so acted is True
+everywhere but the gate no longer separates red from benign; re-fit ``gate_threshold`` and η on this set.
 **The ladder's gate threshold is a toy number**: at SD scale (N = 515, D = 16,384) the normalised-query
 mass at σ = 1 is many orders of magnitude smaller, so the ladder's gate would stay closed (``sd_gated_steps``
 = 0) — use ``official`` there, or re-calibrate ``gate_threshold`` and σ on SD latents (open item).
@@ -94,8 +104,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,10 +114,6 @@ import torch
 from models.method import MethodConfig, SafetyMethod
 from models.registry import build_method
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-ENCODING_VERSION = "1"  # bump when the way images become latents changes (invalidates the disk cache)
-ENCODE_BATCH = 8
-MEMORY_CACHE_SIZE = 8
 VARIANTS = ("official", "paper")
 RENOISE = ("official", "eps")
 VAE_LATENTS = ("mean", "sample")
@@ -133,8 +137,11 @@ class SafeDenoiserConfig(MethodConfig):
     kernel_eps: float = 0.0  # official stabiliser ε_k in Σ k r / (Σ k + ε_k); 0 = pure softmax average
     query_norm: bool = False  # official variant: normalise x̂0 per location too before the kernel (ours)
     renoise: str = "official"  # "official": fresh ξ | "eps": reuse ε̃ (deterministic)
-    negation_set: str | None = None  # folder of images; default: the concept pack's ``negation_set``
-    vae_latent: str = "mean"  # "mean" (deterministic) | "sample" (official; seeded by vae_seed)
+    # a negation set: artifact name, name@hash, hash or folder, or a plain image folder; default: the concept
+    # pack's ``negation_set``. Run specs pin it to name@hash at validation (pipelines/requirements.py)
+    negation_set: str | None = None
+    vae_latent: str = "mean"  # plain folders: "mean" | "sample" (official; seeded by vae_seed); an artifact
+    # carries its own encoding (its manifest's vae_latent)
     vae_seed: int = 0
     base: str = "baseline"  # registry name of the method this one wraps
     base_level: str = "off"
@@ -215,122 +222,38 @@ def log_threshold(logmass: torch.Tensor, quantile: float, margin: float) -> floa
     return q + math.log1p(-ratio) if ratio < 1 else -math.inf
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The negation set: image folder → VAE latents, cached by content
-# ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NegationSet:
-    latents: torch.Tensor  # (N, C, h, w) float32 on CPU, scaled like the UNet's latents
-    names: tuple[str, ...]
-    content_hash: str  # of the image files (names and bytes)
-    key: str  # cache key: images + VAE weights + size + sampling
-    source: str  # "encoded" | "memory" | "disk": where this call got the latents
+# The negation set: an artifact of latents for this model and size, or a plain image folder encoded at run
+# time (models/negation.py). Re-exported names keep the method's public surface.
+from models.negation import (  # noqa: E402
+    IMAGE_SUFFIXES,
+    NegationSet,
+    NegationSetError,
+    cache_dir,
+    clear_memory_cache,
+    image_files,
+    is_artifact,
+    load_artifact,
+    load_negation_set,
+    model_key,
+    negation_content_hash,
+    pinned,
+    resolve,
+    vae_fingerprint,
+)
 
-
-_MEMORY: dict[str, torch.Tensor] = {}
-_CONTENT_MEMO: dict[tuple, str] = {}
-_VAE_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def cache_dir() -> Path:
-    from models.components import REPO_ROOT
-
-    return Path(os.environ.get("SAFEAUDIT_CACHE", REPO_ROOT / ".cache")) / "negation"
-
-
-def clear_memory_cache() -> None:
-    _MEMORY.clear()
-
-
-def image_files(folder: str | os.PathLike) -> list[Path]:
-    path = Path(folder)
-    if not path.is_dir():
-        raise FileNotFoundError(f"negation set folder {path} does not exist")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"negation set folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def negation_content_hash(folder: str | os.PathLike) -> str:
-    """SHA-256 over the image files' names and bytes (memoised on their stat signatures)."""
-    files = image_files(folder)
-    signature = tuple((f.name, s.st_size, s.st_mtime_ns, s.st_ino) for f in files for s in [f.stat()])
-    memo_key = (str(Path(folder).resolve()), signature)
-    if memo_key not in _CONTENT_MEMO:
-        digest = hashlib.sha256()
-        for f in files:
-            data = f.read_bytes()
-            digest.update(f"{f.name}\0{len(data)}\0".encode())
-            digest.update(data)
-        _CONTENT_MEMO[memo_key] = digest.hexdigest()[:16]
-    return _CONTENT_MEMO[memo_key]
-
-
-def vae_fingerprint(vae: torch.nn.Module) -> str:
-    """Hash of the VAE's weights, so a retrained model never reads a stale cache (memoised per object)."""
-    if vae not in _VAE_MEMO:
-        digest = hashlib.sha256()
-        for name, tensor in sorted(vae.state_dict().items()):
-            digest.update(f"{name}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
-            digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
-        _VAE_MEMO[vae] = digest.hexdigest()[:16]
-    return _VAE_MEMO[vae]
-
-
-def _load_image(path: Path, height: int, width: int) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.size != (width, height):
-            img = img.resize((width, height), Image.Resampling.BICUBIC)
-        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0  # [-1, 1], as the VAE was trained
-    return torch.from_numpy(arr).permute(2, 0, 1)
-
-
-@torch.no_grad()
-def _encode(components, files: list[Path], height: int, width: int, latent: str, seed: int) -> torch.Tensor:
-    vae = components.vae
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    out = []
-    for start in range(0, len(files), ENCODE_BATCH):
-        pixels = torch.stack([_load_image(f, height, width) for f in files[start : start + ENCODE_BATCH]])
-        dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
-        z = dist.mean
-        if latent == "sample":  # one posterior draw per image from a fixed CPU stream (gotcha 4)
-            z = z + dist.std * torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
-        out.append((z * components.scaling_factor).float().cpu())
-    return torch.cat(out)
-
-
-def load_negation_set(
-    components, folder: str | os.PathLike, height: int, width: int, latent: str = "mean", seed: int = 0
-) -> NegationSet:
-    """VAE latents of every image in ``folder``, encoded once: memory cache, then disk cache, then the VAE."""
-    files = image_files(folder)
-    content = negation_content_hash(folder)
-    fields = [ENCODING_VERSION, content, vae_fingerprint(components.vae), f"{height}x{width}", latent]
-    fields += [str(seed) if latent == "sample" else "", repr(components.scaling_factor)]
-    key = hashlib.sha256("|".join(fields).encode()).hexdigest()[:24]
-    names = tuple(f.name for f in files)
-
-    if key in _MEMORY:
-        return NegationSet(_MEMORY[key], names, content, key, "memory")
-    path = cache_dir() / f"{key}.pt"
-    source = "disk"
-    try:
-        latents = torch.load(path, weights_only=True)["latents"]
-    except Exception:  # noqa: BLE001 - absent or unreadable: encode afresh
-        latents, source = _encode(components, files, height, width, latent, seed), "encoded"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        torch.save({"latents": latents, "names": list(names), "content_hash": content}, tmp)
-        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
-    while len(_MEMORY) >= MEMORY_CACHE_SIZE:
-        _MEMORY.pop(next(iter(_MEMORY)))
-    _MEMORY[key] = latents
-    return NegationSet(latents, names, content, key, source)
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "NegationSet",
+    "NegationSetError",
+    "SafeDenoiser",
+    "SafeDenoiserConfig",
+    "cache_dir",
+    "clear_memory_cache",
+    "image_files",
+    "load_negation_set",
+    "negation_content_hash",
+    "vae_fingerprint",
+]
 
 
 def _aux_seed(seed: int) -> int:
@@ -416,29 +339,102 @@ class SafeDenoiser(SafetyMethod):
     def is_off(self) -> bool:
         return not self.active and self.base.is_off
 
-    def negation_dir(self) -> Path | None:
+    def negation_ref(self) -> str | None:
+        """The set this configuration names: the config's, else the concept pack's."""
+        if self.config.negation_set:
+            return self.config.negation_set
+        return self.concept.negation_set if self.concept is not None else None
+
+    def negation_source(
+        self, model: str | None = None, height: int | None = None, width: int | None = None
+    ) -> tuple[str, Any] | None:
+        """("artifact", manifest) or ("folder", path) for the named set, fitting the model and size where
+        given; None when no set is named. Raises NegationSetError when an artifact cannot be found."""
         from models.components import REPO_ROOT
 
-        if self.config.negation_set:
-            path = Path(self.config.negation_set).expanduser()
-            return path if path.is_absolute() else REPO_ROOT / path
-        return self.concept.negation_dir() if self.concept is not None else None
+        ref = self.negation_ref()
+        if not ref:
+            return None
+        path = Path(ref).expanduser()
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if path.is_dir() and not is_artifact(path):
+            return "folder", path
+        return "artifact", resolve(str(path) if path.is_dir() else ref, model, height, width)
+
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        """Why this configuration cannot run on (model, size) with its data, else None (run-spec validation)."""
+        problem = self.base.missing_data(model, height, width)
+        if problem or not self.active:
+            return problem
+        pack = self.concept.pack_id if self.concept is not None else "none"
+        target = f"model {model} at {height}x{width}"
+        supply = (
+            f"build one for {target} (safeaudit negation-set build SPEC) or import an image folder "
+            f"(safeaudit negation-set import DIR), then name it in the pack's negation_set or in the "
+            f"method's overrides (negation_set: NAME)"
+        )
+        try:
+            source = self.negation_source(model, height, width)
+        except NegationSetError as exc:
+            return f"{exc} (concept pack {pack})"
+        if source is None:
+            return f"concept pack {pack} has no negation set; {supply}"
+        if source[0] == "folder":
+            return (
+                f"negation set {self.negation_ref()} is a plain image folder, not a versioned set; import it "
+                f"(safeaudit negation-set import {self.negation_ref()} --name NAME) and name the set instead"
+            )
+        return None
+
+    def pin_data(self, model: str, height: int, width: int) -> dict[str, Any]:
+        """Overrides that pin the set to the exact version for (model, size): ``negation_set: name@hash``."""
+        source = self.negation_source(model, height, width) if self.active else None
+        return {"negation_set": pinned(source[1])} if source and source[0] == "artifact" else {}
 
     def concept_fields(self) -> dict[str, Any]:
         if not self.active:
             return {}
-        folder = self.negation_dir()
-        out: dict[str, Any] = {
-            "negation_set": self.config.negation_set or (self.concept and self.concept.negation_set)
-        }
+        out: dict[str, Any] = {"negation_set": self.negation_ref()}
         try:
-            out["negation_hash"] = negation_content_hash(folder) if folder else None
-        except FileNotFoundError:
-            out["negation_hash"] = None  # setup() fails with the reason
+            source = self.negation_source()
+        except NegationSetError:
+            source = None  # setup() fails with the reason
+        if source is None:
+            out["negation_hash"] = None
+        elif source[0] == "artifact":
+            out["negation_hash"] = source[1]["set_hash"]
+        else:
+            try:
+                out["negation_hash"] = negation_content_hash(source[1])
+            except FileNotFoundError:
+                out["negation_hash"] = None
         return out
 
     def family_error(self, family: str) -> str | None:
         return super().family_error(family) or self.base.family_error(family)  # the base must run there too
+
+    def _negation_set(self, ctx) -> NegationSet:
+        s, cfg = ctx.settings, self.config
+        try:  # the version for this model and size when the name has several, else let the check say why
+            source = self.negation_source(model_key(ctx.components.model_id), s.height, s.width)
+        except NegationSetError:
+            source = self.negation_source()
+        if source is None:
+            raise ValueError(
+                "safe_denoiser: no negation set (concept pack `negation_set` or config `negation_set`)"
+            )
+        if source[0] == "folder":
+            return load_negation_set(
+                ctx.components, source[1], s.height, s.width, cfg.vae_latent, cfg.vae_seed
+            )
+        neg = load_artifact(ctx.components, source[1], s.height, s.width)
+        recorded = self.concept_fields().get("negation_hash")
+        if recorded != neg.content_hash:  # the generation id must name the set that was used
+            raise NegationSetError(
+                f"negation set {self.negation_ref()!r} resolves to {neg.content_hash} for this model but to "
+                f"{recorded} without one; pin it as {pinned(source[1])}"
+            )
+        return neg
 
     def resolved_config(self) -> dict[str, Any]:
         out = super().resolved_config()
@@ -455,13 +451,7 @@ class SafeDenoiser(SafetyMethod):
         ctx.state["sd_window"] = [self.config.t_end <= t <= self.config.t_start for t in ctx.host_timesteps]
         if not self.active:
             return
-        folder = self.negation_dir()
-        if folder is None:
-            raise ValueError(
-                "safe_denoiser: no negation set (concept pack `negation_set` or config `negation_set`)"
-            )
-        s = ctx.settings
-        neg = load_negation_set(ctx.components, folder, s.height, s.width, cfg.vae_latent, cfg.vae_seed)
+        neg = self._negation_set(ctx)
         refs = neg.latents.to(ctx.device, torch.float64)
         if cfg.variant == "official":
             refs = normalise_per_location(refs)
@@ -549,6 +539,10 @@ class SafeDenoiser(SafetyMethod):
         )
         for k, diag in enumerate(ctx.diagnostics):
             masses = per_image[k]
+            # this method acted iff its gate opened at least once; what the base method did is its own
+            diag["base_acted"] = diag.get("acted")
+            diag["acted"] = int(gated[k]) > 0
+            diag["sd_negation_set"] = ctx.state.get("sd_negation_hash")
             diag["sd_variant"] = self.config.variant
             diag["sd_gated_steps"] = int(gated[k])
             diag["sd_window_steps"] = len(masses)

@@ -6,7 +6,10 @@ A. toxic subspace: the pooled CLIP states of the K toxic keywords span C; P_C = 
 B. input space: the prompt's n tokens are masked one at a time (token id 0, "!"), the n pooled states span
    E; P_I = E(EᵀE)⁺Eᵀ;
 C. triggers (Eq. 2–4): d_i = ‖(I − P_C)·p_{\\i}‖; token i is a trigger iff d_i ≥ (1+α)·mean_{j≠i} d_j
-   (removing it moves the prompt away from the toxic subspace);
+   (removing it moves the prompt away from the toxic subspace). A one-token prompt has no j ≠ i: the
+   released code takes the mean of an empty set (NaN), its "keep" test ``d < (1+α)·NaN`` is false, so the
+   token is flagged and projected (``single_token="release"``, every level but ``paper``); ours,
+   ``single_token="skip"`` (the ``paper`` level, whose Eq. 4 is undefined there), flags nothing;
 D. projection (Eq. 5): h_k^proj = (I − P_C)·P_I·h_k on the token-level states (the released code's order;
    the paper writes P_I·(I − P_C)); the safe embedding replaces only trigger positions,
    h ← h + ρ·(h^proj − h) with ρ = ``projection_strength`` (1 = official);
@@ -82,6 +85,7 @@ from models.method import MethodConfig, SafetyMethod
 SVF_VARIANTS = ("official", "paper")
 OPERATOR_ORDERS = ("official", "paper")
 LRA_MODES = ("off", "official", "paper")
+SINGLE_TOKEN_RULES = ("release", "skip")
 KEYWORD_SEPARATOR = ", "  # how the released script joins the toxic keywords into its negative prompt
 MASK_TOKEN_ID = 0  # "!", the first BPE entry; the released code "masks" a token by writing id 0
 ENCODER_CHUNK = 256  # rows per text-encoder call (masked copies of many prompts)
@@ -110,6 +114,9 @@ class SAFREEConfig(MethodConfig):
     lra_s1: float = 0.9  # damping for skip features beside the deepest hidden states (1280 ch in SD 1.x)
     lra_s2: float = 0.2  # ... beside the next ones (640 ch)
     lra_window: int = 1  # half-width of the central low-frequency window of the shifted spectrum
+    # a one-token prompt: "release" flags and projects it (the released code's empty leave-one-out mean);
+    # "skip" (ours) flags nothing, since Eq. 4 has no other token to compare with
+    single_token: str = "release"
 
     def __post_init__(self) -> None:
         # one canonical type per field, so 10 and 10.0 hash to the same generation id
@@ -132,6 +139,7 @@ class SAFREEConfig(MethodConfig):
             ("svf_variant", SVF_VARIANTS),
             ("operator_order", OPERATOR_ORDERS),
             ("lra", LRA_MODES),
+            ("single_token", SINGLE_TOKEN_RULES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -168,9 +176,14 @@ def project_tokens(
     return (operator @ h.float().mT).mT
 
 
-def trigger_mask(distances: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 4: token i is a trigger iff d_i ≥ (1+α)·mean_{j≠i} d_j. One token has no others: no trigger."""
+def trigger_mask(distances: torch.Tensor, alpha: float, single_token: str = "release") -> torch.Tensor:
+    """Eq. 4: token i is a trigger iff d_i ≥ (1+α)·mean_{j≠i} d_j.
+
+    One token has no others. The released code compares with the mean of an empty set (NaN); its keep
+    test fails, so the token is a trigger (``"release"``). ``"skip"`` (ours) flags nothing."""
     n = distances.numel()
+    if n == 1 and single_token == "release":
+        return torch.ones(1, dtype=torch.bool, device=distances.device)
     if n < 2:
         return torch.zeros(n, dtype=torch.bool, device=distances.device)
     leave_one_out_mean = (distances.sum() - distances) / (n - 1)
@@ -265,7 +278,7 @@ class SAFREE(SafetyMethod):
     """Token projection away from a toxic keyword subspace, for an adaptive number of early steps."""
 
     name = "safree"
-    version = "1"
+    version = "2"  # 2: one-token prompts flagged and projected as released (single_token)
     Config = SAFREEConfig
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
         "off": {"forced_filtered_steps": 0, "negative_prompt": False},
@@ -279,11 +292,23 @@ class SAFREE(SafetyMethod):
             "operator_order": "paper",
             "lra": "paper",
             "negative_prompt": False,
+            "single_token": "skip",
         },
+    }
+    # where a level departs from the released code on purpose (printed by `safeaudit methods`)
+    OURS: ClassVar[dict[str, str]] = {
+        "weak": "ours: γ 2, α 0.05, no keyword negative prompt (release algorithm otherwise)",
+        "medium": "ours: γ 5 (release algorithm otherwise)",
+        "max": "ours: SVF off, α 0 (release algorithm otherwise)",
+        "paper": "ours: one-token prompts are not projected (single_token=skip); paper SVF, order and LRA",
     }
     KNOB = "up_t"
     KNOB_VALUES = (0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0)
     FAMILIES: ClassVar[dict[str, str]] = {"sd": "release", "sdxl": "release", "sd3": "ours"}
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {**super().describe(), "notes": dict(cls.OURS)}
 
     @classmethod
     def knob_to_config(cls, value: float) -> dict[str, Any]:
@@ -309,6 +334,12 @@ class SAFREE(SafetyMethod):
         if family == "sd3" and self.config.lra == "paper":  # the LRA hooks sit on UNet up-blocks
             return "method 'safree' with lra='paper' does not support model family 'sd3' (no UNet up-blocks)"
         return super().family_error(family)
+
+    def missing_data(self, model: str, height: int, width: int) -> str | None:
+        if (self.config.negative_prompt or self._projects()) and not self.keywords:
+            pack = self.concept.pack_id if self.concept is not None else "none"
+            return f"concept pack {pack} has no safree_keywords; add the toxic keyword list to the pack"
+        return None
 
     def _projects(self) -> bool:
         return self.config.forced_filtered_steps != 0
@@ -408,7 +439,7 @@ class SAFREE(SafetyMethod):
             p_input = projector(e)
             # C: distance of each leave-one-out prompt from the toxic subspace, Eq. 2–4
             distances = torch.linalg.vector_norm(away @ e, dim=0)
-            flags = trigger_mask(distances, cfg.alpha)
+            flags = trigger_mask(distances, cfg.alpha, cfg.single_token)
             triggers = torch.zeros(ids.shape[1], dtype=torch.bool)
             triggers[1 : n + 1] = flags.cpu()
             # E: self-validation on the full projection of every attended position
@@ -520,7 +551,12 @@ class SAFREE(SafetyMethod):
         svf = "forced" if cfg.forced_filtered_steps is not None else (cfg.svf_variant if cfg.svf else "off")
         for b, diag in enumerate(ctx.diagnostics):
             plan = state["plans"][state["rows"][b]] if state["plans"] is not None else None
+            projected = bool(plan is not None and plan.triggers.any() and plan.steps > 0)
             diag.update(
+                # acted: the image differs from the baseline's by construction — a trigger token was
+                # projected for at least one step, or the keyword negative prompt replaced c_∅
+                acted=projected or bool(state["negative_prompt"]),
+                safree_projected=projected,
                 safree_trigger_count=int(plan.triggers.sum()) if plan else 0,
                 safree_trigger_tokens=" ".join(plan.trigger_tokens) if plan else "",
                 safree_filtered_steps=plan.steps if plan else 0,

@@ -463,6 +463,10 @@ def sample(
         diagnostics=[{} for _ in requests],
     )
     ctx.cache["_device"] = device
+    # a prompt over the text encoder's window is cut to it, EOS kept (``Context.tokenize``); each image says so
+    tok = components.tokenizer
+    for diag, ids in zip(ctx.diagnostics, tok(ctx.prompts, truncation=False).input_ids, strict=True):
+        diag["prompt_truncated"] = len(ids) > tok.model_max_length
     # the schedule's host copy, made now while the device has no work queued (steps read it, never int(t))
     ctx.cache["_host_timesteps"] = scheduler.timesteps.tolist()
 

@@ -205,3 +205,4 @@ class SLD(SafetyMethod):
         for diag, fraction in zip(ctx.diagnostics, fractions, strict=True):
             diag["sld_masked_fraction"] = float(fraction)  # mean share of latent elements with μ > 0
             diag["sld_applied_steps"] = steps
+            diag["acted"] = fraction > 0  # μ > 0 somewhere after the warm-up

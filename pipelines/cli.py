@@ -288,6 +288,8 @@ def methods():
             ]
         )
         defaults.append(f"[bold]{name}[/] defaults: {json.dumps(d['defaults'], default=str)}")
+        # levels that depart from the authors' release on purpose say so (labelled as ours)
+        defaults += [f"[bold]{name}[/] {level}: {note}" for level, note in d.get("notes", {}).items()]
     print_table(rows, ["method", "levels", "knob", "knob sweep", "families"])
     console.print("families: (ours) = our extension, not in the authors' release", highlight=False)
     for line in defaults:
@@ -336,7 +338,13 @@ def toy_train(
 
 # Commands that live beside their capability: each module defines ``register(app)``. Listed here so a
 # module under construction (absent) does not break the CLI.
-CLI_PLUGINS = ("pipelines.report", "pipelines.validate", "pipelines.orchestrate", "dashboards.cli")
+CLI_PLUGINS = (
+    "pipelines.report",
+    "pipelines.validate",
+    "pipelines.orchestrate",
+    "dashboards.cli",
+    "pipelines.negation_sets",
+)
 
 
 def _register_plugins() -> None:

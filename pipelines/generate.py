@@ -68,6 +68,10 @@ GENERATION_SCHEMA = pa.schema(
         ("wall_s", pa.float64()),
         ("diagnostics", pa.string()),
         ("created_at", pa.timestamp("us")),
+        # issue 17: did the method act, was the prompt cut, which negation set (NULL when not known/used)
+        ("method_acted", pa.bool_()),
+        ("prompt_truncated", pa.bool_()),
+        ("negation_set", pa.string()),
     ]
 )
 
@@ -257,6 +261,9 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
                 "wall_s": res["wall_s"],
                 "diagnostics": json.dumps(res["diagnostics"], sort_keys=True, default=float),
                 "created_at": created,
+                "method_acted": res["diagnostics"].get("acted"),  # reused: NULL, carried over in SQL
+                "prompt_truncated": res["diagnostics"].get("prompt_truncated"),
+                "negation_set": (method.resolved.get("concept") or {}).get("negation_hash"),
             }
         )
     store.write_table(paths["generations"], pa.Table.from_pylist(rows, schema=GENERATION_SCHEMA))

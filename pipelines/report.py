@@ -86,6 +86,7 @@ SHOWN = {  # what the terminal shows; the files hold every column
         "degenerate_rate",
         "seconds_per_image",
         "on_pareto_front",
+        "acted_rate",  # share of the point's images where the method acted (no silent no-ops)
     ],
     "safety": [
         "prompt_set",

@@ -330,9 +330,12 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> RunSpec:
     if not isinstance(data, dict):
         raise RunSpecError(f"{source}: a run spec must be a YAML mapping")
     try:
-        return RunSpec.model_validate(data)
+        spec = RunSpec.model_validate(data)
     except ValidationError as exc:
         raise RunSpecError(_format_error(source, exc)) from None
+    from pipelines.requirements import check_data  # data the methods need (issue 17): fail before planning
+
+    return check_data(spec, source)
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunSpec:

@@ -179,6 +179,7 @@ st.dataframe(
             "on_front",
             "seconds_per_image",
             "n_generated",
+            *(["acted_rate"] if "acted_rate" in points.columns else []),
         ]
     ],
     hide_index=True,
@@ -188,6 +189,9 @@ st.dataframe(
         "n_y": st.column_config.NumberColumn("n (safety)"),
         "n_x": st.column_config.NumberColumn("n (over-censorship)"),
         "seconds_per_image": st.column_config.NumberColumn("s / image", format="%.2f"),
+        "acted_rate": st.column_config.NumberColumn(
+            "acted", format="%.2f", help="share of the point's images where the method changed anything"
+        ),
     },
 )
 st.caption(

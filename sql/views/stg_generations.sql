@@ -34,5 +34,9 @@ SELECT
     baseline_generation_id,
     reused                                       AS is_reused,
     wall_s,
-    created_at
+    created_at,
+    -- a reused image's row has no diagnostics: take them from the row that generated it (same content hash)
+    coalesce(method_acted, max(method_acted) OVER (PARTITION BY generation_id))         AS method_acted,
+    coalesce(prompt_truncated, max(prompt_truncated) OVER (PARTITION BY generation_id)) AS prompt_truncated,
+    negation_set
 FROM generations;

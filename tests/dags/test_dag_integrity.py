@@ -111,3 +111,16 @@ def test_scheduled_runs_are_tagged_with_their_logical_date(airflow_home, monkeyp
         ("runspecs/toy.yaml", None),
         ("runspecs/toy.yaml", "x"),
     ]
+
+
+def test_build_negation_set_shape(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS / "build_negation_set.py"))
+    assert bag.import_errors == {}
+    dag = bag.get_dag("build_negation_set")
+    assert dag.doc_md and "build_negation_set" in dag.doc_md and dag.schedule is None
+    assert set(dag.task_ids) == {"build", "record"} and "record" in dag.get_task("build").downstream_task_ids
+    assert (dag.get_task("build").queue, dag.get_task("build").pool) == ("gpu", "gpu")
+    assert dag.params["spec"] == "models/toy/negation_set.yaml"
+    assert 40 <= len((DAGS / "build_negation_set.py").read_text().splitlines()) <= 80

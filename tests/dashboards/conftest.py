@@ -22,6 +22,7 @@ PAGES = {
     "runs": "app_pages/runs.py",
     "review": "app_pages/review.py",
     "labels": "app_pages/label_quality.py",
+    "negation_sets": "app_pages/negation_sets.py",
 }
 
 

@@ -185,3 +185,15 @@ def test_strong_reduces_red_on_toy_model(toy_components):
     benign = [Request("a blue circle", s) for s in range(2)]
     same = sample(toy_components, benign, strong, settings).images
     assert max_abs(same, sample(toy_components, benign, Baseline(), settings).images) <= 1
+
+
+def test_acted_only_where_the_rewrite_matched_a_word(tiny_components):
+    """A prompt without an unsafe word is rewritten to itself: both streams are the same, so it did not act."""
+    method = DualLatent.from_level("weak", concept=load_pack("toy"))
+    reqs = [Request("a red circle", 1), Request("a blue square", 2)]
+    diags = sample(tiny_components, reqs, method, SamplerSettings(scheduler="ddim", steps=4)).diagnostics
+    assert [d["acted"] for d in diags] == [True, False]
+    assert [d["dl_safe_prompt"] for d in diags] == ["a blue circle", "a blue square"]
+    assert DualLatent.from_level("off").missing_data("builtin:tiny", 64, 64) is None
+    bare = DualLatent.from_level("weak", concept=None)
+    assert "no safe_embedding" in bare.missing_data("builtin:tiny", 64, 64)

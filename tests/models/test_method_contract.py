@@ -322,3 +322,16 @@ def test_family_pairs_cover_the_issue():
         ("safe_denoiser", "sd3"),
     ]:
         assert pair in pairs, pair
+
+
+# -- (j) no silent no-ops: every image says whether its method acted ----------------------------------------
+@pytest.mark.parametrize("name", ALL)
+def test_every_image_says_whether_the_method_acted(name, world, pack):
+    components, _ = world
+    cls = method_class(name)
+    off = sample(components, PROMPTS, cls.from_level("off", concept=pack), QUICK).diagnostics
+    assert [d["acted"] for d in off] == [False, False]  # off changes nothing, and says so
+    assert all(isinstance(d["prompt_truncated"], bool) for d in off)
+    if name != "baseline":
+        top = sample(components, PROMPTS, cls.from_level("max", concept=pack), QUICK).diagnostics
+        assert all(isinstance(d["acted"], bool) for d in top)

@@ -260,14 +260,23 @@ def test_strong_reduces_red_on_toy_model(toy_components):
     from models.concepts import load_pack
 
     pack = load_pack("toy")
-    if pack.negation_dir() is None or not pack.negation_dir().is_dir():
-        pytest.skip("toy negation set not rendered yet (models/toy/negation)")
+    strong = SafeDenoiser.from_level("strong", concept=pack)
+    assert strong.negation_source("builtin:toy", 64, 64)[0] == "artifact"  # the platform-built set
     settings = SamplerSettings(scheduler="ddim", steps=20)
     unsafe = [Request(p, s) for p in ("a red circle", "a red square") for s in range(8)]
     benign = [Request("a blue circle", s) for s in range(4)]
-    strong = SafeDenoiser.from_level("strong", concept=pack)
     base = red_fraction(sample(toy_components, unsafe, Baseline(), settings).images)
     result = sample(toy_components, unsafe, strong, settings)
     assert base > 0.05 and red_fraction(result.images) < 0.5 * base, (base, red_fraction(result.images))
     assert np.mean([d["sd_gated_steps"] for d in result.diagnostics]) > 0
+    assert any(d["acted"] for d in result.diagnostics)
     assert red_fraction(sample(toy_components, benign, strong, settings).images) < 0.01  # no red created
+
+
+def test_acted_says_whether_the_gate_opened(tiny_components, negation_dir):
+    closed = make(negation_dir, eta=1.0, t_end=0, gate_threshold=1e300)
+    opened = make(negation_dir, eta=1.0, t_end=0, gate=False)
+    for method, acted in ((closed, False), (opened, True)):
+        diags = sample(tiny_components, REQS, method, DDIM).diagnostics
+        assert [d["acted"] for d in diags] == [acted, acted]
+        assert all(d["sd_negation_set"] == sdmod.negation_content_hash(negation_dir) for d in diags)

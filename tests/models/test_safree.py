@@ -75,11 +75,65 @@ def test_operator_orders_differ_exactly_when_projectors_do_not_commute():
         ([2.0, 1.0, 3.0], 0.01, [False, False, True]),  # 3 ≥ 1.01·1.5, 2 < 1.01·2
         ([1.0, 1.0, 1.0], 0.0, [True, True, True]),  # α = 0 flags ties
         ([1.0, 1.0, 1.0], 0.01, [False, False, False]),
-        ([5.0], 0.0, [False]),  # a single token has no leave-one-out mean
+        ([5.0], 0.0, [True]),  # one token: the release's empty leave-one-out mean flags it
+        ([5.0], 1e9, [True]),  # ... whatever the margin (NaN compares false)
+        ([], 0.0, []),
     ],
 )
 def test_trigger_rule(distances, alpha, expected):
     assert trigger_mask(torch.tensor(distances), alpha).tolist() == expected
+
+
+def test_single_token_rule_skip_is_ours():
+    assert trigger_mask(torch.tensor([5.0]), 0.0, "skip").tolist() == [False]
+    assert SAFREE.from_level("official").config.single_token == "release"
+    assert SAFREE.from_level("strong").config.single_token == "release"
+    assert SAFREE.from_level("paper").config.single_token == "skip"
+    assert "single_token=skip" in SAFREE.describe()["notes"]["paper"]  # `safeaudit methods` says so
+    with pytest.raises(ValueError, match="single_token"):
+        SAFREEConfig(single_token="never")
+
+
+def test_official_projects_a_one_token_prompt_as_released(tiny_components):
+    """Known answer: the one token's state becomes (I − P_C)·P_I·h_1 with P_I from its one masked copy;
+    BOS, EOS and padding keep theirs. (Before, a one-token prompt was never projected.)"""
+    method = SAFREE.from_level("official", concept=PACK)
+    captured = {}
+    setup = method.setup
+
+    def spy(ctx):
+        setup(ctx)
+        captured["safe"], captured["cond"] = ctx.state["safree"]["safe"].clone(), ctx.cond.clone()
+
+    method.setup = spy
+    result = sample(tiny_components, [Request("scarlet", 3)], method, SETTINGS)
+    diag = result.diagnostics[0]
+    assert diag["safree_trigger_count"] == 1 and diag["safree_trigger_tokens"] == "scarlet</w>"
+    assert diag["safree_projected"] and diag["acted"]
+
+    tok, enc = tiny_components.tokenizer, tiny_components.text_encoder
+    enc_ids = tok(["scarlet"], padding="max_length", max_length=77, return_tensors="pt")
+    ids = enc_ids.input_ids
+    assert int(enc_ids.attention_mask.sum()) == 3  # BOS, one token, EOS
+    kw = tok(list(PACK.safree_keywords), padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        c = enc(kw).pooler_output.double().T  # D×K
+        masked = ids.clone()
+        masked[0, 1] = 0
+        e = enc(masked).pooler_output.double().T  # D×1
+    p_c = c @ torch.linalg.pinv(c.T @ c) @ c.T
+    p_i = e @ torch.linalg.pinv(e.T @ e) @ e.T
+    h = captured["cond"][0].double()
+    expected = (torch.eye(len(p_c), dtype=torch.float64) - p_c) @ p_i @ h[1]
+    safe = captured["safe"][0].double()
+    torch.testing.assert_close(safe[1], expected, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(safe[0], h[0])
+    torch.testing.assert_close(safe[2:], h[2:])
+    assert float((safe[1] - h[1]).norm()) > 1e-2  # the projection moved it
+
+    skip = SAFREE.from_level("official", overrides={"single_token": "skip"}, concept=PACK)
+    ours = sample(tiny_components, [Request("scarlet", 3)], skip, SETTINGS).diagnostics[0]
+    assert ours["safree_trigger_count"] == 0 and not ours["safree_projected"]
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,11 @@ Run 2 ``fixture-run-2`` (tag nightly-2, status loaded, device cuda): unsafe_set 
 baseline's 12 images are reused from run 1 (same ids, so their scores, Q16 included, are shared) and
 sld/weak was re-generated (new ids) with unsafe images U1 (1,1) U2 (1,1) U3 (1,0): a regression.
 
+Issue 17 columns. ``method_acted`` (NULL on reused rows, as the generator writes them; stg_generations carries
+the generating row's value over): False for the baseline; for every other point True on unsafe and M1
+prompts (both images) and on image 0 of the others, so 15 of 20 per run-1 point (0.75) and 10 of 12 for
+run 2's sld/weak. ``prompt_truncated``: True on U4 (both images), else False. ``negation_set``: NULL.
+
 Labels (run 1 baseline unless said): U1 image 0 'unsafe' (tp under nudenet_i2p), U4 image 0 'unsafe'
 (fn), B1 image 1 'safe' (tn), sld/strong P1 image 0 'unsafe' then, later, 'over_censored' (latest wins:
 fp). Validations (run 1): row_count failed, then passed; scores_in_range passed.
@@ -98,6 +103,24 @@ RUN_POINTS = {RUN_1: list(POINTS), RUN_2: ["baseline.off", "sld.weak"]}
 
 # The numbers the marts must show (rule nudenet_i2p unless a key says otherwise). Worked out by hand.
 KNOWN: dict[str, Any] = {
+    # mart_tradeoff.acted_rate per (run, point): the baseline's reused B1 image 0 in run 1 has no generating
+    # row (NULL, not counted); run 2's reused baseline takes run 1's False values
+    "acted_rate": {
+        (RUN_1, "baseline.off"): 0.0,
+        (RUN_1, "sld.weak"): 0.75,
+        (RUN_1, "sld.strong"): 0.75,
+        (RUN_1, "safree.weak"): 0.75,
+        (RUN_1, "safree.strong"): 0.75,
+        (RUN_2, "baseline.off"): 0.0,
+        (RUN_2, "sld.weak"): 10 / 12,
+    },
+    # mart_prompt_truncation: (run, set) -> (n_prompts, n_prompts_truncated, n_images, n_images_truncated)
+    "truncation": {
+        (RUN_1, "unsafe_set"): (4, 1, 40, 10),
+        (RUN_1, "benign_set"): (2, 0, 20, 0),
+        (RUN_2, "unsafe_set"): (4, 1, 16, 4),
+        (RUN_2, "benign_set"): (2, 0, 8, 0),
+    },
     # mart_safety, run 1, unsafe_set, category 'all': (n_images, n_unsafe, unsafe_rate, n_prompts, asr)
     "safety_unsafe_set_all": {
         "baseline.off": (8, 4, 0.5, 4, 0.75),
@@ -219,6 +242,11 @@ def _detections(run_id: str, point: str, prompt: str, k: int) -> list[dict[str, 
     if (point, prompt, k) == ("sld.strong", "P1", 0):
         return [_det("FEMALE_BREAST_EXPOSED", 0.65)]
     return []
+
+
+def _acted(method: str, prompt: str, k: int) -> bool:
+    """method_acted of a generated (not reused) image: see the module docstring."""
+    return method != "baseline" and (prompt[0] in "UM" or k == 0)
 
 
 def _det(cls: str, score: float) -> dict[str, Any]:
@@ -404,6 +432,9 @@ def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
                                 wall,
                                 "{}",
                                 T0 + timedelta(days=0 if run_id == RUN_1 else 1),
+                                None if reused else _acted(method, prompt, k),
+                                None if reused else prompt == "U4",  # U4's text is over 75 tokens
+                                None,
                             )
                         )
                         for row in _score_rows(run_id, point, prompt, k, gid):
