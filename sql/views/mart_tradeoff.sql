@@ -134,5 +134,6 @@ SELECT
     t.n_benign_images, t.n_ssim, t.mean_ssim, t.fidelity_loss,
     t.false_positive_rate, t.degenerate_rate, t.clip_score_drop, t.toy_match_rate,
     CASE WHEN NOT t.has_coords THEN NULL
-         ELSE NOT (coalesce(t.min_l_below <= t.l, FALSE) OR coalesce(t.min_l_upto < t.l, FALSE)) END AS on_pareto_front
+         ELSE NOT (coalesce(t.min_l_below <= t.l, FALSE) OR coalesce(t.min_l_upto < t.l, FALSE)) END AS on_pareto_front,
+    CAST(NULL AS DOUBLE) AS acted_rate -- placeholder: issue 17 defines it
 FROM fronts t;
