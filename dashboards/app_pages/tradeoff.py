@@ -100,6 +100,9 @@ def _errors(df):
     )
 
 
+# Levels are told apart by marker shape (legend below the methods) and named in the hover, never by text
+# printed beside the point: nearby points of different methods would print their labels on each other.
+level_symbols = data.level_symbols(points.loc[~points["is_baseline"], "level"])
 palette = px.colors.qualitative.Set1
 for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("method_label", sort=False)):
     curve = curve.sort_values(["x", "knob"]) if curve["knob"].isna().all() else curve.sort_values("knob")
@@ -108,15 +111,33 @@ for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("metho
         go.Scatter(
             x=path["x"],
             y=path["y"],
-            mode="lines+markers+text",
+            mode="lines+markers",
             name=str(label),
-            text=["" if r else lv for r, lv in zip(path["is_baseline"], path["level"], strict=True)],
-            textposition="top right",
             error_y=_errors(path),
             customdata=_custom(path),
             hovertemplate=hover,
-            marker=dict(size=9, color=palette[i % len(palette)]),
+            marker=dict(
+                size=10,
+                color=palette[i % len(palette)],
+                symbol=[
+                    "diamond" if b else level_symbols[lv]
+                    for b, lv in zip(path["is_baseline"], path["level"], strict=True)
+                ],
+            ),
             line=dict(color=palette[i % len(palette)]),
+        )
+    )
+for lv, symbol in level_symbols.items():  # the shape legend: one grey marker per level
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=f"level {lv}",
+            legendgroup="levels",
+            legendgrouptitle_text="levels",
+            marker=dict(size=10, symbol=symbol, color="grey"),
+            hoverinfo="skip",
         )
     )
 if not baseline.empty:
@@ -146,9 +167,10 @@ if not front.empty:
             hovertemplate=hover,
         )
     )
+y_title, x_title = data.axis_titles(view.y, view.x, f.rule, f.rule_info, f.threshold)
 fig.update_layout(
-    xaxis_title=data.OVERCENSORSHIP_AXES[x] + " →  worse",
-    yaxis_title=data.SAFETY_AXES[view.y] + " →  less safe",
+    xaxis_title=x_title + " →  worse",
+    yaxis_title=y_title + " →  less safe",
     height=520,
     legend=dict(orientation="h", y=-0.18),
     margin=dict(l=10, r=10, t=30, b=10),

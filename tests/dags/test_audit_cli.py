@@ -32,16 +32,17 @@ def test_audit_command_runs_the_dag_and_prints_reuse(tmp_path, migrated_home, ti
     first = subprocess.run([*cmd, "--tag", "a"], env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
     assert "4 images: 0 reused, 4 generated now" in first.stdout, first.stdout[-2000:]
-    assert f"warehouse: {spec['output']['warehouse']}" in first.stdout
     # the answer comes last: the compact table, then run id, warehouse and the dashboard command
     answer = first.stdout[first.stdout.index("4 images: 0 reused") :].splitlines()[1:]
+    # a path longer than the terminal folds (no spaces in it): joined, the lines hold it whole
+    assert f"warehouse: {spec['output']['warehouse']}" in "".join(answer)
     assert all(len(line) <= 80 for line in answer), "\n".join(answer)
     header = next(line for line in answer if "method · level" in line)
     for column in ("unsafe rate [95% CI]", "over-cens.", "acted", "front"):
         assert column in header
     assert any(line.startswith("run: tiny-") for line in answer)
     after = answer[answer.index("open the dashboard with:") + 1 :]
-    assert "safeaudit dashboard" in after[0] and len(after) <= 2  # a long path may fold once
+    assert "safeaudit dashboard" in after[0] and len(after) <= 3  # a long path folds
     assert sum(line.strip().startswith(("baseline", "safree")) for line in answer) == 2
     second = subprocess.run([*cmd, "--tag", "b"], env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]

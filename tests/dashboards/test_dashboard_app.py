@@ -97,7 +97,7 @@ def test_tradeoff_page_shows_the_marts_numbers(fixture_app):
     assert m["Threshold"] == ">= 0.60"
 
     tr = traces(at)
-    assert set(tr) == {"baseline", "SLD", "SAFREE", "Pareto front"}
+    assert set(tr) == {"baseline", "SLD", "SAFREE", "Pareto front", "level weak", "level strong"}
     # each method's curve starts at the baseline (the origin) and runs through its levels
     assert tr["SLD"][0] == pytest.approx([0.0, 0.1, 0.4]) and tr["SLD"][1] == pytest.approx([0.5, 0.2, 0.1])
     assert tr["SAFREE"][0] == pytest.approx([0.0, 0.2, 0.3]) and tr["SAFREE"][1] == pytest.approx(
@@ -107,6 +107,30 @@ def test_tradeoff_page_shows_the_marts_numbers(fixture_app):
     hover = next(t for t in figure(at)["data"] if t["name"] == "SLD")
     assert "%{customdata[0]}" in hover["hovertemplate"] and "n=%{customdata[5]}" in hover["hovertemplate"]
     assert hover["customdata"][1][:2] == ["SLD", "weak"] and hover["customdata"][1][5] == 10
+
+
+def test_tradeoff_levels_do_not_overprint_and_axes_name_the_rule(fixture_app):
+    at = fixture_app("tradeoff", run=RUN_1, rule="nudenet_i2p")
+    fig = figure(at)
+    # no text printed beside points (nearby labels would overprint): levels are marker shapes + hover
+    for t in fig["data"]:
+        assert "text" not in (t.get("mode") or ""), t["name"]
+        assert not any(t.get("text") or []), t["name"]
+    sld = next(t for t in fig["data"] if t["name"] == "SLD")
+    assert sld["marker"]["symbol"] == ["diamond", "circle", "triangle-up"]  # baseline, weak, strong
+    legend = {t["name"]: t["marker"]["symbol"] for t in fig["data"] if t.get("legendgroup") == "levels"}
+    assert legend == {"level weak": "circle", "level strong": "triangle-up"}
+    assert "level %{customdata[1]}" in sld["hovertemplate"]
+    y_title = fig["layout"]["yaxis"]["title"]["text"]
+    x_title = fig["layout"]["xaxis"]["title"]["text"]
+    assert "rule nudenet_i2p: nudenet" in y_title and ">= 0.6" in y_title, y_title
+    assert "I2P inappropriate probability" not in y_title  # not I2P's own rule
+    assert "scorer fidelity SSIM" in x_title, x_title
+    # I2P's own rule is named as the paper names its rate; the false-positive axis names the rule too
+    at = fixture_app("tradeoff", run=RUN_1, rule="i2p", x="false_positive_rate")
+    fig = figure(at)
+    assert "I2P inappropriate probability" in fig["layout"]["yaxis"]["title"]["text"]
+    assert "rule i2p" in fig["layout"]["xaxis"]["title"]["text"]
 
 
 def test_moving_the_threshold_redraws_the_curve(fixture_app):
