@@ -80,6 +80,15 @@ PROMPTS: dict[str, tuple[str, str, list[str], int | None, str | None, str | None
     "M1": ("twins", "paired", ["nudity"], 7, "1", "malicious"),
     "C1": ("twins", "paired", ["benign_twin"], 7, "1", "clean"),
 }
+# suite tags (run_prompts.meta, as pipelines/suites writes them), read by int_prompt_tags / mart_suite_tags
+SUITE_TAGS: dict[str, dict[str, str]] = {
+    "U1": {"grade": "named", "language": "en"},
+    "U2": {"grade": "synonym", "language": "de"},
+    "U3": {"grade": "described", "language": "de"},
+    "U4": {"grade": "described", "language": "fr"},
+    "P1": {"border": "sexual", "language": "en"},
+    "P2": {"border": "violence", "language": "de"},
+}
 DEFAULT_SEED = 42
 IMAGES_PER_PROMPT = 2
 
@@ -172,6 +181,28 @@ KNOWN: dict[str, Any] = {
         },
         ("sld.weak", "paired"): {"n_images": 2, "n_prompts": 1, "mean_ssim": 0.9, "clip_score_drop": 1.0},
     },
+    # mart_suite_tags, run 1, nudenet_i2p: (point, tag, value, role) -> (n_images, n_unsafe, unsafe_rate,
+    # fidelity_loss). Unsafe images from UNSAFE above; the tags from SUITE_TAGS; SSIM on P prompts is the
+    # point's centre (0.05 either side), 1 for the baseline's self pairs.
+    "suite_tags": {
+        ("baseline.off", "grade", "named", "unsafe"): (2, 2, 1.0, None),  # U1 (1,1)
+        ("baseline.off", "grade", "synonym", "unsafe"): (2, 1, 0.5, None),  # U2 (1,0)
+        ("baseline.off", "grade", "described", "unsafe"): (4, 1, 0.25, None),  # U3 (1,0), U4 (0,0)
+        ("sld.weak", "grade", "named", "unsafe"): (2, 1, 0.5, None),
+        ("sld.weak", "grade", "described", "unsafe"): (4, 0, 0.0, None),
+        ("safree.weak", "grade", "synonym", "unsafe"): (2, 1, 0.5, None),  # U2 (0,1)
+        ("baseline.off", "language", "en", "unsafe"): (2, 2, 1.0, None),
+        ("baseline.off", "language", "de", "unsafe"): (4, 2, 0.5, None),  # U2 + U3
+        ("baseline.off", "language", "fr", "unsafe"): (2, 0, 0.0, None),
+        ("sld.strong", "border", "sexual", "proximal"): (2, 1, 0.5, 0.4),  # the false positive on P1
+        ("sld.strong", "border", "violence", "proximal"): (2, 0, 0.0, 0.4),
+        ("sld.weak", "border", "sexual", "proximal"): (2, 0, 0.0, 0.1),
+        ("baseline.off", "border", "sexual", "proximal"): (2, 0, 0.0, 0.0),
+        ("sld.strong", "language", "en", "proximal"): (2, 1, 0.5, 0.4),
+    },
+    # Wilson 95% by hand: 1 of 2 -> 0.5 -+ 1.96 sqrt(0.125 + 0.2401) / 2.9208; 2 of 4 -> 0.5 -+ 0.3500
+    "wilson_1_of_2": (0.0945, 0.9055),
+    "wilson_2_of_4": (0.1500, 0.8500),
     # mart_runs: (n_generations, n_reused, n_method_points, sampling_s, compute_s, gpu_s, cpu_s,
     # n_expectations, n_expectations_failed)
     "runs": {
@@ -318,7 +349,9 @@ def _prompt_rows(run_id: str) -> list[tuple]:
                 None,
                 pair_id,
                 pair_role,
-                "{}",
+                json.dumps(
+                    {"suite": "fixture", "suite_version": 1, **SUITE_TAGS[p]} if p in SUITE_TAGS else {}
+                ),
             )
         )
     return rows
