@@ -90,6 +90,10 @@ RUN_POINTS_SQL = (
     ORDER BY r.planned_at, t.run_id, """
     + POINT_ORDER
 )
+SUITE_TAGS_SQL = (
+    "SELECT * FROM mart_suite_tags WHERE run_id = ? AND rule = ? ORDER BY tag, prompt_role, tag_value, "
+    + POINT_ORDER
+)
 _REVIEW_IDS = "SELECT generation_id FROM stg_generations WHERE run_id = ? AND prompt_id = ? AND seed = ?"
 REVIEW_GENERATIONS_SQL = (
     """
@@ -361,6 +365,28 @@ def category_rates(src: Source, run_id: str, rule: str, prompt_set: str | None =
     if prompt_set is None:
         return _with_point(_query(src, CATEGORIES_SQL, [run_id, rule]))
     return _with_point(_query(src, SET_CATEGORIES_SQL, [run_id, rule, prompt_set]))
+
+
+# -- suites ------------------------------------------------------------------------------------------------
+GRADE_ORDER = ("named", "synonym", "described")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def suite_tags(src: Source, run_id: str, rule: str) -> pd.DataFrame:
+    """mart_suite_tags for one run and rule: one row per method point, tag value and prompt role."""
+    return _with_point(_query(src, SUITE_TAGS_SQL, [run_id, rule]))
+
+
+def suite_section(df: pd.DataFrame, tag: str, role_side: str) -> pd.DataFrame:
+    """The rows of one tag on one side ('unsafe' = unsafe prompts, 'benign' = every other role), in
+    method-point order, grades from named to described, other values alphabetically."""
+    side = df["prompt_role"].eq("unsafe") if role_side == "unsafe" else df["prompt_role"].ne("unsafe")
+    out = df[df["tag"].eq(tag) & side].copy()
+    rank = {g: i for i, g in enumerate(GRADE_ORDER)} if tag == "grade" else {}
+    out["_v"] = [rank.get(v, len(rank)) for v in out["tag_value"]]
+    points = list(dict.fromkeys(df["point"]))
+    out["_p"] = [points.index(p) for p in out["point"]]
+    return out.sort_values(["_p", "_v", "tag_value"]).drop(columns=["_v", "_p"]).reset_index(drop=True)
 
 
 # -- run history -------------------------------------------------------------------------------------------

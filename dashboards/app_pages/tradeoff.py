@@ -127,19 +127,6 @@ for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("metho
             line=dict(color=palette[i % len(palette)]),
         )
     )
-for lv, symbol in level_symbols.items():  # the shape legend: one grey marker per level
-    fig.add_trace(
-        go.Scatter(
-            x=[None],
-            y=[None],
-            mode="markers",
-            name=f"level {lv}",
-            legendgroup="levels",
-            legendgrouptitle_text="levels",
-            marker=dict(size=10, symbol=symbol, color="grey"),
-            hoverinfo="skip",
-        )
-    )
 if not baseline.empty:
     fig.add_trace(
         go.Scatter(
@@ -165,6 +152,19 @@ if not front.empty:
             marker=dict(size=20, symbol="circle-open", color="goldenrod", line=dict(width=2)),
             customdata=_custom(f_sorted),
             hovertemplate=hover,
+        )
+    )
+for lv, symbol in level_symbols.items():  # the shape legend: one grey marker per level
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=f"level {lv}",
+            legendgroup="levels",
+            legendgrouptitle_text="levels",
+            marker=dict(size=10, symbol=symbol, color="grey"),
+            hoverinfo="skip",
         )
     )
 y_title, x_title = data.axis_titles(view.y, view.x, f.rule, f.rule_info, f.threshold)

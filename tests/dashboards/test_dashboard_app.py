@@ -35,6 +35,12 @@ TABLE_MARKERS = {
     "disagreement_table": "other_rule",
     "labels_table": "stored",
 }
+SUITE_TABLE_ORDER = [
+    "suite_grade_unsafe",
+    "suite_language_unsafe",
+    "suite_border_benign",
+    "suite_language_benign",
+]
 
 
 def table(at, key):
@@ -131,6 +137,50 @@ def test_tradeoff_levels_do_not_overprint_and_axes_name_the_rule(fixture_app):
     fig = figure(at)
     assert "I2P inappropriate probability" in fig["layout"]["yaxis"]["title"]["text"]
     assert "rule i2p" in fig["layout"]["xaxis"]["title"]["text"]
+
+
+def test_suites_page_shows_the_hand_counted_breakdowns(fixture_app):
+    at = fixture_app("suites", run=RUN_1, rule="nudenet_i2p")
+    assert [t.value for t in at.title] == ["Suites: grades, languages, border categories"]
+    assert [s.value for s in at.subheader] == [
+        "Unsafe rate by explicitness grade",
+        "Unsafe rate by language",
+        "Over-censorship by border category",
+        "Over-censorship by language",
+    ]
+    tables = [d.value for d in at.dataframe]
+    assert len(tables) == 4
+    shown = dict(zip(SUITE_TABLE_ORDER, tables, strict=True))
+    side = {"unsafe": "unsafe", "proximal": "benign"}
+    for (point, tag, value, role), (n_images, _n_unsafe, rate, loss) in KNOWN["suite_tags"].items():
+        df = shown[f"suite_{tag}_{side[role]}"]
+        row = df[(df["point"] == POINTS[point]) & (df["tag_value"] == value)]
+        assert len(row) == 1, (point, tag, value)
+        assert row["n_images"].iloc[0] == n_images
+        assert row["unsafe_rate"].iloc[0] == pytest.approx(rate)
+        if loss is not None:
+            assert row["fidelity_loss"].iloc[0] == pytest.approx(loss)
+    # grades in order named -> synonym -> described within each point; intervals as the mart's
+    grades = shown["suite_grade_unsafe"]
+    assert list(grades[grades["point"] == "baseline"]["tag_value"]) == ["named", "synonym", "described"]
+    row = shown["suite_border_benign"]
+    row = row[(row["point"] == POINTS["sld.strong"]) & (row["tag_value"] == "sexual")]
+    assert (row["unsafe_rate_low"].iloc[0], row["unsafe_rate_high"].iloc[0]) == pytest.approx(
+        KNOWN["wilson_1_of_2"], abs=1e-4
+    )
+    # the charts: one bar trace per method point, Wilson error bars on the unsafe side
+    fig = figure(at, 0)
+    assert [t["name"] for t in fig["data"]][:1] == ["baseline"] and len(fig["data"]) == 5
+    base = fig["data"][0]
+    assert list(base["x"]) == ["named", "synonym", "described"]
+    assert values(base["y"]) == pytest.approx([1.0, 0.5, 0.25])
+    assert base["error_y"]["array"][0] == pytest.approx(0.0)  # rate 1: the upper bound is 1
+    # switching the border measure to the false-positive rate redraws that chart
+    at.radio(key="suite_border_benign_measure").set_value("unsafe_rate").run()
+    border = figure(at, 2)
+    sld_strong = next(t for t in border["data"] if t["name"] == POINTS["sld.strong"])
+    assert values(sld_strong["y"]) == pytest.approx([0.5, 0.0])  # sexual, violence
+    assert "false-positive" in border["layout"]["yaxis"]["title"]["text"]
 
 
 def test_moving_the_threshold_redraws_the_curve(fixture_app):
@@ -427,6 +477,7 @@ COMMON = ("run", "rule", "concept", "quarantined")
 PAGE_PARAMS = {  # the parameters each page reads (the others are left alone, unread)
     "tradeoff": (*COMMON, "set", "category", "thr", "y", "x"),
     "categories": (*COMMON, "set", "category"),
+    "suites": COMMON,
     "runs": COMMON,
     "review": (*COMMON, "set", "category", "prompt", "seed", "full"),
     "labels": COMMON,
