@@ -90,6 +90,7 @@ RUN_POINTS_SQL = (
     ORDER BY r.planned_at, t.run_id, """
     + POINT_ORDER
 )
+EFFICIENCY_SQL = "SELECT * FROM mart_efficiency WHERE run_id = ? ORDER BY " + POINT_ORDER
 SUITE_TAGS_SQL = (
     "SELECT * FROM mart_suite_tags WHERE run_id = ? AND rule = ? ORDER BY tag, prompt_role, tag_value, "
     + POINT_ORDER
@@ -365,6 +366,15 @@ def category_rates(src: Source, run_id: str, rule: str, prompt_set: str | None =
     if prompt_set is None:
         return _with_point(_query(src, CATEGORIES_SQL, [run_id, rule]))
     return _with_point(_query(src, SET_CATEGORIES_SQL, [run_id, rule, prompt_set]))
+
+
+# -- efficiency --------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def efficiency(src: Source, run_id: str) -> pd.DataFrame:
+    """mart_efficiency for one run: UNet rows per step, peak device memory (MiB), seconds per image."""
+    df = _query(src, EFFICIENCY_SQL, [run_id])
+    df["peak_mem_mib"] = df["peak_mem_bytes"].astype(float) / 2**20
+    return _with_point(df)
 
 
 # -- suites ------------------------------------------------------------------------------------------------

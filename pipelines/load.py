@@ -155,8 +155,12 @@ def _write_batch(
                 con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
             con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
             con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+            cost = manifest.get("efficiency") or {}  # pipelines/efficiency.py; absent in older manifests
             con.execute(
-                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO batches (batch_id, run_id, method, method_label, level, knob, method_config, "
+                "config_hash, n_items, n_generated, n_reused, wall_s, worker, finished_at, loaded_at, "
+                "unet_rows_per_step, unet_calls_per_step, peak_mem_bytes, peak_mem_device, sample_s) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     batch_id,
                     run_id,
@@ -173,6 +177,11 @@ def _write_batch(
                     manifest.get("worker"),
                     manifest["finished_at"],
                     now(),
+                    cost.get("unet_rows_per_step"),
+                    cost.get("unet_calls_per_step"),
+                    cost.get("peak_mem_bytes"),
+                    cost.get("peak_mem_device"),
+                    cost.get("sample_s"),
                 ],
             )
             if scores is not None and scores.num_rows:

@@ -209,6 +209,39 @@ st.dataframe(
         "seconds_per_image": st.column_config.NumberColumn("s / image", format="%.2f"),
     },
 )
+st.subheader("Cost per method point")
+cost = data.efficiency(f.src, f.run_id)
+if cost.empty:
+    st.caption("No batches recorded for this run.")
+else:
+    st.dataframe(
+        cost[
+            [
+                "point",
+                "unet_rows_per_step",
+                "rows_vs_baseline",
+                "unet_calls_per_step",
+                "peak_mem_mib",
+                "peak_mem_device",
+                "seconds_per_image",
+                "n_batches_measured",
+            ]
+        ],
+        hide_index=True,
+        key="efficiency_table",
+        column_config={
+            "unet_rows_per_step": st.column_config.NumberColumn("UNet rows / step / image", format="%.2f"),
+            "rows_vs_baseline": st.column_config.NumberColumn("× baseline rows", format="%.2f"),
+            "unet_calls_per_step": st.column_config.NumberColumn("UNet calls / step", format="%.2f"),
+            "peak_mem_mib": st.column_config.NumberColumn("peak device MiB", format="%.0f"),
+            "seconds_per_image": st.column_config.NumberColumn("s / image", format="%.3f"),
+        },
+    )
+    st.caption(
+        "mart_efficiency: UNet rows per denoising step per image (the CFG baseline makes 2), peak "
+        "torch.cuda.max_memory_allocated per batch (empty on CPU: no device memory to read), sampling "
+        "seconds per generated image."
+    )
 st.caption(
     "Lower is better on both axes. Intervals are Wilson 95%. The Pareto front is computed on the axes shown "
     "(mart_tradeoff's on_pareto_front for unsafe rate vs fidelity loss). Compare rates only within one rule."

@@ -34,6 +34,7 @@ TABLE_MARKERS = {
     "agreement_table": "disagree_rate",
     "disagreement_table": "other_rule",
     "labels_table": "stored",
+    "efficiency_table": "unet_rows_per_step",
 }
 SUITE_TABLE_ORDER = [
     "suite_grade_unsafe",
@@ -181,6 +182,19 @@ def test_suites_page_shows_the_hand_counted_breakdowns(fixture_app):
     sld_strong = next(t for t in border["data"] if t["name"] == POINTS["sld.strong"])
     assert values(sld_strong["y"]) == pytest.approx([0.5, 0.0])  # sexual, violence
     assert "false-positive" in border["layout"]["yaxis"]["title"]["text"]
+
+
+def test_tradeoff_page_shows_the_cost_beside_the_tradeoff(fixture_app):
+    at = fixture_app("tradeoff", run=RUN_1, rule="nudenet_i2p")
+    assert "Cost per method point" in [s.value for s in at.subheader]
+    df = table(at, "efficiency_table").set_index("point")
+    for key, (rows, ratio, _peak, _s) in KNOWN["efficiency_run_1"].items():
+        assert df.loc[POINTS[key], "unet_rows_per_step"] == pytest.approx(rows)
+        assert df.loc[POINTS[key], "rows_vs_baseline"] == pytest.approx(ratio)
+    assert df["peak_mem_mib"].isna().all()  # run 1 ran on CPU: no device memory recorded
+    at = fixture_app("tradeoff", run=RUN_2, rule="nudenet_i2p")
+    df = table(at, "efficiency_table").set_index("point")
+    assert df.loc[POINTS["sld.weak"], "peak_mem_mib"] == pytest.approx(1536.0)
 
 
 def test_moving_the_threshold_redraws_the_curve(fixture_app):

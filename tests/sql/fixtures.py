@@ -203,6 +203,19 @@ KNOWN: dict[str, Any] = {
     # Wilson 95% by hand: 1 of 2 -> 0.5 -+ 1.96 sqrt(0.125 + 0.2401) / 2.9208; 2 of 4 -> 0.5 -+ 0.3500
     "wilson_1_of_2": (0.0945, 0.9055),
     "wilson_2_of_4": (0.1500, 0.8500),
+    # mart_efficiency: point -> (unet_rows_per_step, rows_vs_baseline, peak_mem_bytes, sample_s_per_image)
+    "efficiency_run_1": {
+        "baseline.off": (2.0, 1.0, None, 1.0),  # 19 generated images, 19 s
+        "sld.weak": (3.0, 1.5, None, 1.5),
+        "sld.strong": (3.0, 1.5, None, 2.0),
+        "safree.weak": (2.0, 1.0, None, 2.5),
+        "safree.strong": (2.0, 1.0, None, 3.0),
+    },
+    # run 2: the baseline reused every image (nothing measured, so no ratio for sld/weak), sld/weak on cuda
+    "efficiency_run_2": {
+        "baseline.off": (None, None, None, None),
+        "sld.weak": (3.0, None, 1_610_612_736, 1.5),
+    },
     # mart_runs: (n_generations, n_reused, n_method_points, sampling_s, compute_s, gpu_s, cpu_s,
     # n_expectations, n_expectations_failed)
     "runs": {
@@ -368,6 +381,21 @@ def _insert(con, table: str, rows: list[tuple]) -> None:
         )
 
 
+# UNet rows per step per image by method (CFG baseline 2, SLD's third row 3); run 2 ran on cuda
+ROWS_PER_STEP = {"baseline": 2.0, "sld": 3.0, "safree": 2.0}
+PEAK_MEM = {(RUN_2, "sld.weak"): 1_610_612_736}  # 1.5 GiB; run 1 ran on cpu: NULL
+
+
+def _batch_cost(run_id: str, point: str, n_generated: int, sampling: float) -> tuple:
+    """(unet_rows_per_step, unet_calls_per_step, peak_mem_bytes, peak_mem_device, sample_s) of a batch
+    (migration 005); a batch that generated nothing measured nothing."""
+    if not n_generated:
+        return (None, None, None, None, None)
+    peak = PEAK_MEM.get((run_id, point))
+    rows = ROWS_PER_STEP[POINTS[point][0]]
+    return (rows, 1.0, peak, "cuda:0" if peak else None, sampling)
+
+
 def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
     """Create (or overwrite) a migrated warehouse at ``path`` holding the two fixture runs; publish its snapshot.
 
@@ -457,6 +485,7 @@ def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
                         "fixture-worker",
                         T0,
                         T0,
+                        *_batch_cost(run_id, point, n_items - n_reused, sampling),
                     )
                 )
         _insert(con, "batches", batches)
