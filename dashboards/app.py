@@ -29,6 +29,7 @@ PAGES = [
     # the default page is served at the root URL (Streamlit ignores a default page's url_path)
     st.Page("app_pages/tradeoff.py", title="Trade-off", icon=":material/show_chart:", default=True),
     st.Page("app_pages/categories.py", title="Categories", icon=":material/grid_on:", url_path="categories"),
+    st.Page("app_pages/suites.py", title="Suites", icon=":material/translate:", url_path="suites"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("app_pages/review.py", title="Image review", icon=":material/image_search:", url_path="review"),
     st.Page("app_pages/label_quality.py", title="Labels", icon=":material/fact_check:", url_path="labels"),

@@ -91,6 +91,11 @@ RUN_POINTS_SQL = (
     ORDER BY r.planned_at, t.run_id, """
     + POINT_ORDER
 )
+EFFICIENCY_SQL = "SELECT * FROM mart_efficiency WHERE run_id = ? ORDER BY " + POINT_ORDER
+SUITE_TAGS_SQL = (
+    "SELECT * FROM mart_suite_tags WHERE run_id = ? AND rule = ? ORDER BY tag, prompt_role, tag_value, "
+    + POINT_ORDER
+)
 _REVIEW_IDS = "SELECT generation_id FROM stg_generations WHERE run_id = ? AND prompt_id = ? AND seed = ?"
 REVIEW_GENERATIONS_SQL = (
     """
@@ -366,6 +371,37 @@ def category_rates(
     if prompt_set is None:
         return _with_point(_of_model(_query(src, CATEGORIES_SQL, [run_id, rule]), model_id))
     return _with_point(_of_model(_query(src, SET_CATEGORIES_SQL, [run_id, rule, prompt_set]), model_id))
+
+
+# -- efficiency --------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def efficiency(src: Source, run_id: str) -> pd.DataFrame:
+    """mart_efficiency for one run: UNet rows per step, peak device memory (MiB), seconds per image."""
+    df = _query(src, EFFICIENCY_SQL, [run_id])
+    df["peak_mem_mib"] = df["peak_mem_bytes"].astype(float) / 2**20
+    return _with_point(df)
+
+
+# -- suites ------------------------------------------------------------------------------------------------
+GRADE_ORDER = ("named", "synonym", "described")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def suite_tags(src: Source, run_id: str, rule: str) -> pd.DataFrame:
+    """mart_suite_tags for one run and rule: one row per method point, tag value and prompt role."""
+    return _with_point(_query(src, SUITE_TAGS_SQL, [run_id, rule]))
+
+
+def suite_section(df: pd.DataFrame, tag: str, role_side: str) -> pd.DataFrame:
+    """The rows of one tag on one side ('unsafe' = unsafe prompts, 'benign' = every other role), in
+    method-point order, grades from named to described, other values alphabetically."""
+    side = df["prompt_role"].eq("unsafe") if role_side == "unsafe" else df["prompt_role"].ne("unsafe")
+    out = df[df["tag"].eq(tag) & side].copy()
+    rank = {g: i for i, g in enumerate(GRADE_ORDER)} if tag == "grade" else {}
+    out["_v"] = [rank.get(v, len(rank)) for v in out["tag_value"]]
+    points = list(dict.fromkeys(df["point"]))
+    out["_p"] = [points.index(p) for p in out["point"]]
+    return out.sort_values(["_p", "_v", "tag_value"]).drop(columns=["_v", "_p"]).reset_index(drop=True)
 
 
 # -- run history -------------------------------------------------------------------------------------------
@@ -790,7 +826,7 @@ def disagreements(src: Source, run_id: str, rule: str, limit: int = 200) -> pd.D
 
 # -- the trade-off view ------------------------------------------------------------------------------------
 SAFETY_AXES = {
-    "unsafe_rate": "Unsafe rate (I2P inappropriate probability)",
+    "unsafe_rate": "Unsafe rate (share of unsafe-prompt images flagged)",
     "asr": "ASR (share of prompts with an unsafe image)",
 }
 OVERCENSORSHIP_AXES = {
@@ -800,6 +836,59 @@ OVERCENSORSHIP_AXES = {
     "clip_score_drop": "CLIP-score drop vs baseline (benign side)",
     "false_positive_rate": "False-positive unsafe rate (benign side)",
 }
+# the scorer behind each over-censorship axis that is not the rule itself
+OVERCENSORSHIP_SCORERS = {
+    "fidelity_loss": "fidelity SSIM vs same-seed baseline",
+    "fidelity_loss_benign": "fidelity SSIM vs same-seed baseline",
+    "fidelity_loss_proximal": "fidelity SSIM vs same-seed baseline",
+    "clip_score_drop": "clip_score",
+}
+# what a rule's rate is called in its paper, where it has a published name
+RULE_NAMES = {"i2p": "I2P inappropriate probability", "q16": "Q16 inappropriate"}
+
+
+LEVEL_SYMBOLS = {"weak": "circle", "medium": "square", "strong": "triangle-up", "max": "x"}
+OTHER_SYMBOLS = ("star", "pentagon", "hexagram", "cross", "triangle-down", "bowtie", "hourglass")
+
+
+def level_symbols(levels) -> dict[str, str]:
+    """A marker shape per level: the four named levels fixed, any other level (a paper's own, a knob
+    setting) the next free shape, in order of appearance."""
+    out: dict[str, str] = {}
+    others = iter(OTHER_SYMBOLS * 4)
+    for lv in dict.fromkeys(str(v) for v in levels):
+        out[lv] = LEVEL_SYMBOLS.get(lv) or next(others)
+    return out
+
+
+def rule_clause(rule: str, rule_info: dict[str, Any], threshold: float | None = None) -> str:
+    """``toy_red: toy_concept >= 0.2`` — the rule and the scorer(s) it reads, at the threshold shown."""
+    raw = rule_info.get("scorers")
+    scorers = ", ".join(str(s) for s in raw) if raw is not None and len(raw) else "?"
+    label_sets = rule_info.get("label_sets")
+    if isinstance(label_sets, str) and label_sets:
+        scorers += f" [{label_sets}]"
+    thr = threshold if threshold is not None else rule_info.get("threshold")
+    op = rule_info.get("op")
+    if op and thr is not None and not pd.isna(thr):
+        scorers += f" {op} {float(thr):g}"
+    elif int(rule_info.get("n_clauses") or 1) > 1:
+        scorers += " (any clause)"
+    named = f", {RULE_NAMES[rule]}" if rule in RULE_NAMES else ""
+    return f"rule {rule}{named}: {scorers}"
+
+
+def axis_titles(
+    y: str, x: str, rule: str, rule_info: dict[str, Any], threshold: float | None = None
+) -> tuple[str, str]:
+    """(y title, x title) naming the rule and scorer actually selected, not a benchmark's name."""
+    clause = rule_clause(rule, rule_info, threshold)
+    y_title = f"{SAFETY_AXES[y]} · {clause}"
+    if x == "false_positive_rate":
+        x_title = f"{OVERCENSORSHIP_AXES[x]} · {clause}"
+    else:
+        x_title = f"{OVERCENSORSHIP_AXES[x]} · scorer {OVERCENSORSHIP_SCORERS[x]}"
+    return y_title, x_title
 
 
 class TradeoffView(NamedTuple):

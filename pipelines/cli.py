@@ -116,22 +116,10 @@ def run(
 
 
 def _summary_table(warehouse: str, run_id: str) -> None:
-    from pipelines.warehouse import reader
+    """The audit's answer (pipelines.summary): what `safeaudit run` and `safeaudit audit` print last."""
+    from pipelines.summary import print_summary
 
-    con = reader(warehouse)
-    try:
-        rows = con.execute(
-            "SELECT family, model_id, method, level, count(*) AS images, count(*) FILTER (WHERE reused) AS reused, "
-            "round(avg(wall_s) FILTER (WHERE NOT reused), 4) AS s_per_image "
-            "FROM generations WHERE run_id = ? GROUP BY ALL ORDER BY family, model_id, method, level",
-            [run_id],
-        ).fetchall()
-    finally:
-        con.close()
-    print_table(
-        rows, ["family", "model", "method", "level", "images", "reused", "s/image"], title=f"run {run_id}"
-    )
-    console.print(f"warehouse: {Path(warehouse).resolve()}")
+    _guard(print_summary, console, warehouse, run_id)
 
 
 @app.command()

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.contract import BatchSpec, method_for_batch, read_batch
+from pipelines.efficiency import BatchCost, measure
 from pipelines.storage import (
     ImageMemo,
     Store,
@@ -136,6 +137,7 @@ class SampledBatch:
     batch: BatchSpec
     images: dict[str, tuple[np.ndarray, dict[str, Any], float]] = field(default_factory=dict)
     sample_s: float = 0.0  # seconds spent sampling (per image: the chunk's time / its size)
+    cost: BatchCost = field(default_factory=BatchCost)  # UNet rows per step, peak device memory
 
 
 def sample_batch(
@@ -169,11 +171,13 @@ def sample_batch(
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]
         t0 = time.perf_counter()
-        result = sample(
-            components, [Request(i.prompt, i.seed) for i in chunk], method=method, settings=settings
-        )
+        with measure(components) as used:
+            result = sample(
+                components, [Request(i.prompt, i.seed) for i in chunk], method=method, settings=settings
+            )
         took = time.perf_counter() - t0
         out.sample_s += took
+        out.cost.add(used, settings.steps, len(chunk), took)
         for item, image, diag in zip(chunk, result.images, result.diagnostics, strict=True):
             out.images[item.generation_id] = (image, diag, took / len(chunk))
         if progress is not None:
@@ -278,6 +282,7 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
         "wall_s": round(sampled.sample_s + time.perf_counter() - started, 4),  # work, not queueing
         "worker": platform.node(),
         "finished_at": now().isoformat(),
+        "efficiency": sampled.cost.manifest(),
     }
     store.write_json(paths["manifest"], manifest)  # last: marks the batch done
     manifest["skipped"] = False

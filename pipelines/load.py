@@ -269,6 +269,7 @@ def _write_batch(
                 con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
             con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
             con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+            cost = manifest.get("efficiency") or {}
             row = {
                 "batch_id": batch_id,
                 "run_id": run_id,
@@ -285,6 +286,16 @@ def _write_batch(
                 "worker": manifest.get("worker"),
                 "finished_at": manifest["finished_at"],
                 "loaded_at": now(),
+                **{  # pipelines/efficiency.py; absent in older manifests
+                    key: cost.get(key)
+                    for key in (
+                        "unet_rows_per_step",
+                        "unet_calls_per_step",
+                        "peak_mem_bytes",
+                        "peak_mem_device",
+                        "sample_s",
+                    )
+                },
             }
             columns = ", ".join(row)  # named, not positional: later migrations add columns
             con.execute(

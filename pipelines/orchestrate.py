@@ -335,11 +335,11 @@ def register(app) -> None:
             cli.err.print(f"task {t['task_id']}[{t['map_index']}] {t['state']} after {t['try_number']} tries")
         summary = result.get("summary")
         if summary:
-            cli._summary_table(summary["warehouse"], summary["run_id"])
             cli.console.print(
                 f"{summary['generations']} images: {summary['reused']} reused, {summary['generated_now']} generated "
                 f"now ({result['wall_s']:.1f} s in Airflow, dag run {result['dag_run_id']})"
             )
+            cli._summary_table(summary["warehouse"], summary["run_id"])  # the answer, last
         if result["state"] != "success":
             cli.err.print(f"[bold red]error:[/] dag run {result['dag_run_id']} {result['state']}")
             raise typer.Exit(1)

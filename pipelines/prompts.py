@@ -132,12 +132,58 @@ def _toy_suite(suite: str) -> Callable[[str], list[Prompt]]:
     return load
 
 
+def _tagged_suite(key: str) -> Callable[[str], list[Prompt]]:
+    """A suite of pipelines.suites (hard negatives, graded implicit prompts, languages): tags in ``meta``.
+
+    Toy-world suites take their seeds the way models.toy.prompts does (from the text), the others none
+    (the run's seeds apply)."""
+
+    def load(name: str) -> list[Prompt]:
+        from pipelines import suites
+
+        rows = suites.LOADERS[key]()
+        toy = key in suites.TOY_SUITES
+        out = []
+        for i, r in enumerate(rows):
+            seed = int(hashlib.sha1(r["prompt"].encode("utf-8")).hexdigest()[:8], 16) % 2**31 if toy else None
+            out.append(
+                Prompt(
+                    prompt_id=prompt_id(r["prompt"]),
+                    text=r["prompt"],
+                    prompt_set=name,
+                    categories=tuple(r["categories"]),
+                    seed=seed,
+                    line=i + 1,
+                    source_file=f"pipelines/suites/{r['meta']['suite'].split('_')[0]}.yaml"
+                    if toy
+                    else f"pipelines/suites/{r['meta']['suite']}.yaml",
+                    meta=r["meta"],
+                )
+            )
+        return out
+
+    return load
+
+
 BUILTIN: dict[str, Callable[[str], list[Prompt]]] = {
     "benign_core": lambda name: _suite(BENIGN_CORE, name),
     "benign_proximal": lambda name: _suite(BENIGN_PROXIMAL, name),
     "toy_unsafe": _toy_suite("toy_unsafe"),
     "toy_proximal": _toy_suite("toy_proximal"),
     "toy_far": _toy_suite("toy_far"),
+    **{
+        key: _tagged_suite(key)
+        for key in (
+            "suite_hard_negatives",
+            "suite_implicit",
+            "suite_multilingual_unsafe",
+            "suite_multilingual_hard_negatives",
+            "toy_hard_negatives",
+            "toy_implicit",
+            "toy_multilingual_unsafe",
+            "toy_multilingual_hard_negatives",
+        )
+    },
 }
 
 

@@ -15,6 +15,9 @@ from typing import Annotated, Any
 import numpy as np
 import polars as pl
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 from pipelines.metrics import expected_max_inappropriateness
 from pipelines.warehouse import WarehouseError, reader
@@ -69,52 +72,6 @@ GROUP BY r.rule
 """
 
 POINT_COLUMNS = ["model_id", "method", "method_label", "level", "knob", "is_baseline"]
-SHOWN = {  # what the terminal shows; the files hold every column
-    "tradeoff": [
-        "family",
-        "model_id",
-        "method_label",
-        "level",
-        "knob",
-        "n_scored",
-        "unsafe_rate",
-        "unsafe_rate_low",
-        "unsafe_rate_high",
-        "asr",
-        "fidelity_loss",
-        "false_positive_rate",
-        "degenerate_rate",
-        "seconds_per_image",
-        "on_pareto_front",
-        "acted_rate",  # share of the point's images where the method acted (no silent no-ops)
-    ],
-    "safety": [
-        "prompt_set",
-        "method_label",
-        "level",
-        "knob",
-        "n_prompts",
-        "n_scored",
-        "unsafe_rate",
-        "unsafe_rate_low",
-        "unsafe_rate_high",
-        "asr",
-    ],
-    "overcensorship": [
-        "prompt_role",
-        "method_label",
-        "level",
-        "knob",
-        "n_images",
-        "false_positive_rate",
-        "degenerate_rate",
-        "mean_ssim",
-        "mean_psnr",
-        "clip_score_drop",
-        "toy_match_rate",
-    ],
-    "emi": ["category", "method_label", "level", "knob", "n_prompts", "emi_mean", "emi_std"],
-}
 TITLES = {
     "tradeoff": "Trade-off (unsafe prompts vs benign drift; Pareto front marked)",
     "safety": "Safety per prompt set and category",
@@ -324,21 +281,51 @@ def register(app) -> None:
         family: Annotated[
             str | None, typer.Option(help="trade-off of one model family only: sd | sdxl | sd3")
         ] = None,
+        wide: Annotated[
+            bool, typer.Option("--wide", help="every table with every column (lines as long as they need)")
+        ] = False,
     ):
-        """Safety, over-censorship and trade-off tables for one run: printed, and written as CSV + Markdown."""
+        """Safety, over-censorship and trade-off tables for one run: printed, and written as CSV + Markdown.
+
+        The default prints the compact answer (fits 80 columns); ``--wide`` prints every table and column.
+        The files always hold every column.
+        """
         from rich.markup import escape
 
-        from pipelines.cli import _guard, console, print_table
+        from pipelines.cli import _guard, console
+        from pipelines.summary import CAPTION, compact_table
 
         tables = _guard(build_report, warehouse, run_id, rule=rule, family=family)
-        console.print(f"run {escape(run_id)}, unsafe rule {escape(tables['run']['rule'][0])}")
-        for name in ("tradeoff", "safety", "overcensorship", "emi"):
-            df = tables[name]
-            title = TITLES[name]
-            if name in ("safety", "emi"):
-                df = df.filter(pl.col("category") == "all")
-                title += ", category 'all'"
-            cols = [c for c in SHOWN[name] if c in df.columns]
-            print_table(list(df.select(cols).iter_rows()), cols, title=title)
+        rule_name = tables["run"]["rule"][0]
+        console.print(f"run {escape(run_id)}, unsafe rule {escape(rule_name)}", highlight=False)
+        if wide:
+            print_wide(tables)
+        else:
+            console.print(compact_table(tables["tradeoff"], title=TITLES["tradeoff"], caption=CAPTION))
         paths = write_report(tables, out or Path("artifacts") / run_id / "report")
-        console.print(f"wrote {len(paths)} files to {paths[0].parent}")
+        console.print(f"wrote {len(paths)} files to {paths[0].parent}", highlight=False)
+        if not wide:
+            console.print("every column: --wide, or the CSV / Markdown files", highlight=False)
+
+
+def wide_table(df: pl.DataFrame, title: str) -> Table:
+    """Every column of one report table; cells never wrap (the console is as wide as the table)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for c in df.columns:
+        table.add_column(c, no_wrap=True)
+    for row in df.iter_rows():
+        table.add_row(*[_cell(v) for v in row])
+    return table
+
+
+def print_wide(tables: dict[str, pl.DataFrame]) -> None:
+    """The four report tables, every column (``--wide``): each printed on a console as wide as it needs."""
+    for name in ("tradeoff", "safety", "overcensorship", "emi"):
+        df = tables[name]
+        title = TITLES[name]
+        if name in ("safety", "emi"):
+            df = df.filter(pl.col("category") == "all")
+            title += ", category 'all'"
+        table = wide_table(df, title)
+        width = Console(width=100_000).measure(table).maximum
+        Console(width=max(width, 80)).print(table)

@@ -103,6 +103,9 @@ def _errors(df):
     )
 
 
+# Levels are told apart by marker shape (legend below the methods) and named in the hover, never by text
+# printed beside the point: nearby points of different methods would print their labels on each other.
+level_symbols = data.level_symbols(points.loc[~points["is_baseline"], "level"])
 palette = px.colors.qualitative.Set1
 for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("method_label", sort=False)):
     curve = curve.sort_values(["x", "knob"]) if curve["knob"].isna().all() else curve.sort_values("knob")
@@ -111,14 +114,19 @@ for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("metho
         go.Scatter(
             x=path["x"],
             y=path["y"],
-            mode="lines+markers+text",
+            mode="lines+markers",
             name=str(label),
-            text=["" if r else lv for r, lv in zip(path["is_baseline"], path["level"], strict=True)],
-            textposition="top right",
             error_y=_errors(path),
             customdata=_custom(path),
             hovertemplate=hover,
-            marker=dict(size=9, color=palette[i % len(palette)]),
+            marker=dict(
+                size=10,
+                color=palette[i % len(palette)],
+                symbol=[
+                    "diamond" if b else level_symbols[lv]
+                    for b, lv in zip(path["is_baseline"], path["level"], strict=True)
+                ],
+            ),
             line=dict(color=palette[i % len(palette)]),
         )
     )
@@ -149,9 +157,23 @@ if not front.empty:
             hovertemplate=hover,
         )
     )
+for lv, symbol in level_symbols.items():  # the shape legend: one grey marker per level
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=f"level {lv}",
+            legendgroup="levels",
+            legendgrouptitle_text="levels",
+            marker=dict(size=10, symbol=symbol, color="grey"),
+            hoverinfo="skip",
+        )
+    )
+y_title, x_title = data.axis_titles(view.y, view.x, f.rule, f.rule_info, f.threshold)
 fig.update_layout(
-    xaxis_title=data.OVERCENSORSHIP_AXES[x] + " →  worse",
-    yaxis_title=data.SAFETY_AXES[view.y] + " →  less safe",
+    xaxis_title=x_title + " →  worse",
+    yaxis_title=y_title + " →  less safe",
     height=520,
     legend=dict(orientation="h", y=-0.18),
     margin=dict(l=10, r=10, t=30, b=10),
@@ -194,6 +216,39 @@ st.dataframe(
         ),
     },
 )
+st.subheader("Cost per method point")
+cost = data.efficiency(f.src, f.run_id)
+if cost.empty:
+    st.caption("No batches recorded for this run.")
+else:
+    st.dataframe(
+        cost[
+            [
+                "point",
+                "unet_rows_per_step",
+                "rows_vs_baseline",
+                "unet_calls_per_step",
+                "peak_mem_mib",
+                "peak_mem_device",
+                "seconds_per_image",
+                "n_batches_measured",
+            ]
+        ],
+        hide_index=True,
+        key="efficiency_table",
+        column_config={
+            "unet_rows_per_step": st.column_config.NumberColumn("UNet rows / step / image", format="%.2f"),
+            "rows_vs_baseline": st.column_config.NumberColumn("× baseline rows", format="%.2f"),
+            "unet_calls_per_step": st.column_config.NumberColumn("UNet calls / step", format="%.2f"),
+            "peak_mem_mib": st.column_config.NumberColumn("peak device MiB", format="%.0f"),
+            "seconds_per_image": st.column_config.NumberColumn("s / image", format="%.3f"),
+        },
+    )
+    st.caption(
+        "mart_efficiency: UNet rows per denoising step per image (the CFG baseline makes 2), peak "
+        "torch.cuda.max_memory_allocated per batch (empty on CPU: no device memory to read), sampling "
+        "seconds per generated image."
+    )
 st.caption(
     "Lower is better on both axes. Intervals are Wilson 95%. The Pareto front is computed on the axes shown "
     "(mart_tradeoff's on_pareto_front for unsafe rate vs fidelity loss). Compare rates only within one rule."

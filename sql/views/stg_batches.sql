@@ -15,5 +15,10 @@ SELECT
     wall_s                                       AS batch_wall_s,
     worker,
     finished_at,
-    loaded_at
+    loaded_at,
+    unet_rows_per_step,                          -- 005_efficiency (pipelines/efficiency.py)
+    unet_calls_per_step,
+    peak_mem_bytes,
+    peak_mem_device,
+    sample_s
 FROM batches;

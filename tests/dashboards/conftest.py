@@ -19,6 +19,7 @@ APP = REPO / "dashboards" / "app.py"
 PAGES = {
     "tradeoff": "app_pages/tradeoff.py",
     "categories": "app_pages/categories.py",
+    "suites": "app_pages/suites.py",
     "runs": "app_pages/runs.py",
     "review": "app_pages/review.py",
     "labels": "app_pages/label_quality.py",

@@ -34,7 +34,14 @@ TABLE_MARKERS = {
     "agreement_table": "disagree_rate",
     "disagreement_table": "other_rule",
     "labels_table": "stored",
+    "efficiency_table": "unet_rows_per_step",
 }
+SUITE_TABLE_ORDER = [
+    "suite_grade_unsafe",
+    "suite_language_unsafe",
+    "suite_border_benign",
+    "suite_language_benign",
+]
 
 
 def table(at, key):
@@ -97,7 +104,7 @@ def test_tradeoff_page_shows_the_marts_numbers(fixture_app):
     assert m["Threshold"] == ">= 0.60"
 
     tr = traces(at)
-    assert set(tr) == {"baseline", "SLD", "SAFREE", "Pareto front"}
+    assert set(tr) == {"baseline", "SLD", "SAFREE", "Pareto front", "level weak", "level strong"}
     # each method's curve starts at the baseline (the origin) and runs through its levels
     assert tr["SLD"][0] == pytest.approx([0.0, 0.1, 0.4]) and tr["SLD"][1] == pytest.approx([0.5, 0.2, 0.1])
     assert tr["SAFREE"][0] == pytest.approx([0.0, 0.2, 0.3]) and tr["SAFREE"][1] == pytest.approx(
@@ -107,6 +114,87 @@ def test_tradeoff_page_shows_the_marts_numbers(fixture_app):
     hover = next(t for t in figure(at)["data"] if t["name"] == "SLD")
     assert "%{customdata[0]}" in hover["hovertemplate"] and "n=%{customdata[5]}" in hover["hovertemplate"]
     assert hover["customdata"][1][:2] == ["SLD", "weak"] and hover["customdata"][1][5] == 10
+
+
+def test_tradeoff_levels_do_not_overprint_and_axes_name_the_rule(fixture_app):
+    at = fixture_app("tradeoff", run=RUN_1, rule="nudenet_i2p")
+    fig = figure(at)
+    # no text printed beside points (nearby labels would overprint): levels are marker shapes + hover
+    for t in fig["data"]:
+        assert "text" not in (t.get("mode") or ""), t["name"]
+        assert not any(t.get("text") or []), t["name"]
+    sld = next(t for t in fig["data"] if t["name"] == "SLD")
+    assert sld["marker"]["symbol"] == ["diamond", "circle", "triangle-up"]  # baseline, weak, strong
+    legend = {t["name"]: t["marker"]["symbol"] for t in fig["data"] if t.get("legendgroup") == "levels"}
+    assert legend == {"level weak": "circle", "level strong": "triangle-up"}
+    assert "level %{customdata[1]}" in sld["hovertemplate"]
+    y_title = fig["layout"]["yaxis"]["title"]["text"]
+    x_title = fig["layout"]["xaxis"]["title"]["text"]
+    assert "rule nudenet_i2p: nudenet" in y_title and ">= 0.6" in y_title, y_title
+    assert "I2P inappropriate probability" not in y_title  # not I2P's own rule
+    assert "scorer fidelity SSIM" in x_title, x_title
+    # I2P's own rule is named as the paper names its rate; the false-positive axis names the rule too
+    at = fixture_app("tradeoff", run=RUN_1, rule="i2p", x="false_positive_rate")
+    fig = figure(at)
+    assert "I2P inappropriate probability" in fig["layout"]["yaxis"]["title"]["text"]
+    assert "rule i2p" in fig["layout"]["xaxis"]["title"]["text"]
+
+
+def test_suites_page_shows_the_hand_counted_breakdowns(fixture_app):
+    at = fixture_app("suites", run=RUN_1, rule="nudenet_i2p")
+    assert [t.value for t in at.title] == ["Suites: grades, languages, border categories"]
+    assert [s.value for s in at.subheader] == [
+        "Unsafe rate by explicitness grade",
+        "Unsafe rate by language",
+        "Over-censorship by border category",
+        "Over-censorship by language",
+    ]
+    tables = [d.value for d in at.dataframe]
+    assert len(tables) == 4
+    shown = dict(zip(SUITE_TABLE_ORDER, tables, strict=True))
+    side = {"unsafe": "unsafe", "proximal": "benign"}
+    for (point, tag, value, role), (n_images, _n_unsafe, rate, loss) in KNOWN["suite_tags"].items():
+        df = shown[f"suite_{tag}_{side[role]}"]
+        row = df[(df["point"] == POINTS[point]) & (df["tag_value"] == value)]
+        assert len(row) == 1, (point, tag, value)
+        assert row["n_images"].iloc[0] == n_images
+        assert row["unsafe_rate"].iloc[0] == pytest.approx(rate)
+        if loss is not None:
+            assert row["fidelity_loss"].iloc[0] == pytest.approx(loss)
+    # grades in order named -> synonym -> described within each point; intervals as the mart's
+    grades = shown["suite_grade_unsafe"]
+    assert list(grades[grades["point"] == "baseline"]["tag_value"]) == ["named", "synonym", "described"]
+    row = shown["suite_border_benign"]
+    row = row[(row["point"] == POINTS["sld.strong"]) & (row["tag_value"] == "sexual")]
+    assert (row["unsafe_rate_low"].iloc[0], row["unsafe_rate_high"].iloc[0]) == pytest.approx(
+        KNOWN["wilson_1_of_2"], abs=1e-4
+    )
+    # the charts: one bar trace per method point, Wilson error bars on the unsafe side
+    fig = figure(at, 0)
+    assert [t["name"] for t in fig["data"]][:1] == ["baseline"] and len(fig["data"]) == 5
+    base = fig["data"][0]
+    assert list(base["x"]) == ["named", "synonym", "described"]
+    assert values(base["y"]) == pytest.approx([1.0, 0.5, 0.25])
+    assert base["error_y"]["array"][0] == pytest.approx(0.0)  # rate 1: the upper bound is 1
+    # switching the border measure to the false-positive rate redraws that chart
+    at.radio(key="suite_border_benign_measure").set_value("unsafe_rate").run()
+    border = figure(at, 2)
+    sld_strong = next(t for t in border["data"] if t["name"] == POINTS["sld.strong"])
+    assert values(sld_strong["y"]) == pytest.approx([0.5, 0.0])  # sexual, violence
+    assert "false-positive" in border["layout"]["yaxis"]["title"]["text"]
+
+
+def test_tradeoff_page_shows_the_cost_beside_the_tradeoff(fixture_app):
+    at = fixture_app("tradeoff", run=RUN_1, rule="nudenet_i2p")
+    assert "Cost per method point" in [s.value for s in at.subheader]
+    df = table(at, "efficiency_table").set_index("point")
+    for key, (rows, ratio, _peak, _s) in KNOWN["efficiency_run_1"].items():
+        assert df.loc[POINTS[key], "unet_rows_per_step"] == pytest.approx(rows)
+        assert df.loc[POINTS[key], "rows_vs_baseline"] == pytest.approx(ratio)
+    assert df["peak_mem_mib"].isna().all()  # run 1 ran on CPU: no device memory recorded
+    at = fixture_app("tradeoff", run=RUN_2, rule="nudenet_i2p")
+    df = table(at, "efficiency_table").set_index("point")
+    assert df.loc[POINTS["sld.weak"], "peak_mem_mib"] == pytest.approx(1536.0)
 
 
 def test_moving_the_threshold_redraws_the_curve(fixture_app):
@@ -403,6 +491,7 @@ COMMON = ("run", "rule", "concept", "quarantined")
 PAGE_PARAMS = {  # the parameters each page reads (the others are left alone, unread)
     "tradeoff": (*COMMON, "set", "category", "thr", "y", "x"),
     "categories": (*COMMON, "set", "category"),
+    "suites": COMMON,
     "runs": COMMON,
     "review": (*COMMON, "set", "category", "prompt", "seed", "full"),
     "labels": COMMON,

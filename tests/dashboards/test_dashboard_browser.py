@@ -291,3 +291,36 @@ def test_hostile_link_in_a_real_browser(server, browser_page, tmp_path):
     assert page.get_by_text("Ignored link parameters that match no current option").is_visible()
     assert "passwd" not in page.locator('[data-testid="stMain"]').inner_text()
     _screenshot(page, tmp_path / "7-hostile.png")
+
+
+def test_suites_page_in_a_real_browser(server, browser_page, tmp_path):
+    """The Suites page (mart_suite_tags) drawn by chromium: four charts, grades in order, the hand-counted
+    rates in the tables, and switching the border measure."""
+    page = browser_page
+    page.goto(f"{server}/suites?run=fixture-run-1&rule=nudenet_i2p")
+    page.wait_for_selector('[data-testid="stPlotlyChart"]')
+    _settle(page)
+    assert page.get_by_role("heading", name="Suites: grades, languages, border categories").is_visible()
+    for name in (
+        "Unsafe rate by explicitness grade",
+        "Unsafe rate by language",
+        "Over-censorship by border category",
+        "Over-censorship by language",
+    ):
+        assert page.get_by_role("heading", name=name).is_visible(), name
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    assert charts.count() == 4
+    charts.nth(0).locator(".main-svg").first.wait_for()
+    ticks = charts.nth(0).locator(".xtick text").all_text_contents()
+    assert ticks == ["named", "synonym", "described"]
+    assert charts.nth(2).locator(".xtick text").all_text_contents() == ["sexual", "violence"]
+    legend = charts.nth(0).locator(".legendtext").all_text_contents()
+    assert legend[0] == "baseline" and "SLD · strong (2)" in legend
+    assert _chart_pixels(page, 0).std() > 10
+    _assert_not_blank(_screenshot(page, tmp_path / "7-suites.png"), "suites")
+    # the border chart switches to the false-positive rate (Wilson error bars appear)
+    page.get_by_text("False-positive rate under nudenet_i2p (Wilson 95%)").first.click()
+    _settle(page)
+    title = charts.nth(2).locator(".ytitle").first.text_content()
+    assert "false-positive rate" in title, title
+    _screenshot(page, tmp_path / "8-suites-false-positive.png")

@@ -85,6 +85,15 @@ PROMPTS: dict[str, tuple[str, str, list[str], int | None, str | None, str | None
     "M1": ("twins", "paired", ["nudity"], 7, "1", "malicious"),
     "C1": ("twins", "paired", ["benign_twin"], 7, "1", "clean"),
 }
+# suite tags (run_prompts.meta, as pipelines/suites writes them), read by int_prompt_tags / mart_suite_tags
+SUITE_TAGS: dict[str, dict[str, str]] = {
+    "U1": {"grade": "named", "language": "en"},
+    "U2": {"grade": "synonym", "language": "de"},
+    "U3": {"grade": "described", "language": "de"},
+    "U4": {"grade": "described", "language": "fr"},
+    "P1": {"border": "sexual", "language": "en"},
+    "P2": {"border": "violence", "language": "de"},
+}
 DEFAULT_SEED = 42
 IMAGES_PER_PROMPT = 2
 
@@ -194,6 +203,41 @@ KNOWN: dict[str, Any] = {
             "toy_match_rate": 1.0,
         },
         ("sld.weak", "paired"): {"n_images": 2, "n_prompts": 1, "mean_ssim": 0.9, "clip_score_drop": 1.0},
+    },
+    # mart_suite_tags, run 1, nudenet_i2p: (point, tag, value, role) -> (n_images, n_unsafe, unsafe_rate,
+    # fidelity_loss). Unsafe images from UNSAFE above; the tags from SUITE_TAGS; SSIM on P prompts is the
+    # point's centre (0.05 either side), 1 for the baseline's self pairs.
+    "suite_tags": {
+        ("baseline.off", "grade", "named", "unsafe"): (2, 2, 1.0, None),  # U1 (1,1)
+        ("baseline.off", "grade", "synonym", "unsafe"): (2, 1, 0.5, None),  # U2 (1,0)
+        ("baseline.off", "grade", "described", "unsafe"): (4, 1, 0.25, None),  # U3 (1,0), U4 (0,0)
+        ("sld.weak", "grade", "named", "unsafe"): (2, 1, 0.5, None),
+        ("sld.weak", "grade", "described", "unsafe"): (4, 0, 0.0, None),
+        ("safree.weak", "grade", "synonym", "unsafe"): (2, 1, 0.5, None),  # U2 (0,1)
+        ("baseline.off", "language", "en", "unsafe"): (2, 2, 1.0, None),
+        ("baseline.off", "language", "de", "unsafe"): (4, 2, 0.5, None),  # U2 + U3
+        ("baseline.off", "language", "fr", "unsafe"): (2, 0, 0.0, None),
+        ("sld.strong", "border", "sexual", "proximal"): (2, 1, 0.5, 0.4),  # the false positive on P1
+        ("sld.strong", "border", "violence", "proximal"): (2, 0, 0.0, 0.4),
+        ("sld.weak", "border", "sexual", "proximal"): (2, 0, 0.0, 0.1),
+        ("baseline.off", "border", "sexual", "proximal"): (2, 0, 0.0, 0.0),
+        ("sld.strong", "language", "en", "proximal"): (2, 1, 0.5, 0.4),
+    },
+    # Wilson 95% by hand: 1 of 2 -> 0.5 -+ 1.96 sqrt(0.125 + 0.2401) / 2.9208; 2 of 4 -> 0.5 -+ 0.3500
+    "wilson_1_of_2": (0.0945, 0.9055),
+    "wilson_2_of_4": (0.1500, 0.8500),
+    # mart_efficiency: point -> (unet_rows_per_step, rows_vs_baseline, peak_mem_bytes, sample_s_per_image)
+    "efficiency_run_1": {
+        "baseline.off": (2.0, 1.0, None, 1.0),  # 19 generated images, 19 s
+        "sld.weak": (3.0, 1.5, None, 1.5),
+        "sld.strong": (3.0, 1.5, None, 2.0),
+        "safree.weak": (2.0, 1.0, None, 2.5),
+        "safree.strong": (2.0, 1.0, None, 3.0),
+    },
+    # run 2: the baseline reused every image (nothing measured, so no ratio for sld/weak), sld/weak on cuda
+    "efficiency_run_2": {
+        "baseline.off": (None, None, None, None),
+        "sld.weak": (3.0, None, 1_610_612_736, 1.5),
     },
     # mart_runs: (n_generations, n_reused, n_method_points, sampling_s, compute_s, gpu_s, cpu_s,
     # n_expectations, n_expectations_failed)
@@ -346,7 +390,9 @@ def _prompt_rows(run_id: str) -> list[tuple]:
                 None,
                 pair_id,
                 pair_role,
-                "{}",
+                json.dumps(
+                    {"suite": "fixture", "suite_version": 1, **SUITE_TAGS[p]} if p in SUITE_TAGS else {}
+                ),
             )
         )
     return rows
@@ -365,6 +411,21 @@ def _insert(con, table: str, rows: list[tuple]) -> None:
         con.from_arrow(pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])).insert_into(
             table
         )
+
+
+# UNet rows per step per image by method (CFG baseline 2, SLD's third row 3); run 2 ran on cuda
+ROWS_PER_STEP = {"baseline": 2.0, "sld": 3.0, "safree": 2.0}
+PEAK_MEM = {(RUN_2, "sld.weak"): 1_610_612_736}  # 1.5 GiB; run 1 ran on cpu: NULL
+
+
+def _batch_cost(run_id: str, point: str, n_generated: int, sampling: float) -> tuple:
+    """(unet_rows_per_step, unet_calls_per_step, peak_mem_bytes, peak_mem_device, sample_s) of a batch
+    (migration 005); a batch that generated nothing measured nothing."""
+    if not n_generated:
+        return (None, None, None, None, None)
+    peak = PEAK_MEM.get((run_id, point))
+    rows = ROWS_PER_STEP[POINTS[point][0]]
+    return (rows, 1.0, peak, "cuda:0" if peak else None, sampling)
 
 
 def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
@@ -459,6 +520,7 @@ def build_fixture_warehouse(path: str | Path) -> FixtureWarehouse:
                         "fixture-worker",
                         T0,
                         T0,
+                        *_batch_cost(run_id, point, n_items - n_reused, sampling),
                     )
                 )
         _insert(con, "batches", batches)
