@@ -371,6 +371,15 @@ def primary_clock(args) -> str:
     return "wall" if str(args.device).startswith("cuda") else "cpu"
 
 
+def bench_overrides(method: str, components) -> dict[str, Any] | None:
+    """A versioned negation set serves the model that encoded it (the toy's serves builtin:toy); on any other
+    model the Safe Denoiser takes the toy set's images as a plain folder, encoded with this model's VAE."""
+    if method != "safe_denoiser" or components.model_id == "builtin:toy":
+        return None
+    images = sorted((Path(__file__).resolve().parent.parent / "models" / "toy" / "negation").glob("*/images"))
+    return {"negation_set": str(images[-1])} if images else None
+
+
 def bench_method_levels(components, args, pack) -> dict[str, Any]:
     from models.families import default_scheduler
     from models.registry import build_method
@@ -381,7 +390,10 @@ def bench_method_levels(components, args, pack) -> dict[str, Any]:
     settings = SamplerSettings(scheduler=scheduler, steps=args.steps, height=args.size, width=args.size)
     requests = [Request(PROMPTS[i % len(PROMPTS)], 1000 + i) for i in range(args.batch)]
     variants = variant_list(args.methods, args.levels, family)
-    methods = {f"{m}:{lvl}": build_method(m, lvl, concept=pack) for m, lvl in variants}
+    methods = {
+        f"{m}:{lvl}": build_method(m, lvl, overrides=bench_overrides(m, components), concept=pack)
+        for m, lvl in variants
+    }
     gpu = sync_fn(args.device)
     clock = primary_clock(args)
 

@@ -232,6 +232,9 @@ def query_dataset(
             "wall_s": pa.array(np.where(is_base, 1.0, 1.5) * rng.uniform(0.9, 1.1, n)),
             "diagnostics": pa.array(np.full(n, "{}", dtype=object), pa.string()),
             "created_at": pa.array(np.full(n, np.datetime64("2025-06-01T11:00:00", "us"))),
+            "method_acted": pa.array(~is_base),  # every method point acted on every image
+            "prompt_truncated": pa.array(np.zeros(n, dtype=bool)),
+            "negation_set": pa.nulls(n, pa.string()),
         },
         schema=GENERATION_SCHEMA,
     )
