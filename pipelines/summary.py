@@ -41,7 +41,6 @@ def load_summary(warehouse: str | Path, run_id: str, rule: str | None = None) ->
 
     con = reader(warehouse)
     try:
-        con.execute("SET enable_progress_bar = false")
         rule = rule or choose_rule(con, run_id)
         return rule, summary_frame(con, run_id, rule)
     finally:

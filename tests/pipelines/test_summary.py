@@ -17,6 +17,13 @@ ROWS = {
     "SLD · weak (0.5)": ("0.20 [0.06, 0.51]", "0.10", True),
     "SLD · strong (2)": ("0.10 [0.02, 0.40]", "0.40", False),
 }
+POINTS = {  # row label -> the fixture's method point, for its known acted share
+    "baseline": "baseline.off",
+    "SAFREE · weak (0.3)": "safree.weak",
+    "SAFREE · strong (1)": "safree.strong",
+    "SLD · weak (0.5)": "sld.weak",
+    "SLD · strong (2)": "sld.strong",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def _check_answer(lines: list[str]) -> None:
         cells = rows[label]
         assert " ".join(cells[:3]) == interval, (label, cells)
         assert cells[3] == loss
-        assert cells[4] == "—"  # acted_rate: NULL until issue 17's column lands
+        assert cells[4] == f"{KNOWN['acted_rate'][(RUN_1, POINTS[label])]:.2f}"  # mart_tradeoff.acted_rate
         assert (cells[-1] == "★") is front
     # the marks agree with the mart's own front
     known_front = {p for p, v in KNOWN["tradeoff_run_1"].items() if v[3]}
