@@ -204,11 +204,26 @@ def parse_ref(ref: str) -> tuple[str | None, str | None]:
 
 
 def model_key(model_id: str) -> str:
-    """How a set names its model: built-in and hub ids as given, local folders as their resolved path."""
+    """How a set names its model: built-in and hub ids as given, local folders as their resolved path; the
+    folder a built-in is materialised in (the toy's weights, a tiny model's cache) is that built-in."""
     path = Path(model_id).expanduser()
     if model_id.startswith("builtin:") or not path.exists():
         return model_id
-    return str(path.resolve())
+    return _builtin_of(path.resolve()) or str(path.resolve())
+
+
+def _builtin_of(path: Path) -> str | None:
+    from models.components import TINY_BUILTINS, TINY_SEED, TOY_MODEL_DIR
+
+    if path == TOY_MODEL_DIR.resolve():
+        return "builtin:toy"
+    try:
+        meta = json.loads((path / "safeaudit.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("kind") != "tiny-random" or meta.get("seed") != TINY_SEED:
+        return None
+    return next((name for name, fam in TINY_BUILTINS.items() if fam == meta.get("family", "sd")), None)
 
 
 def list_artifacts() -> list[dict[str, Any]]:

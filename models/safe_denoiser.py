@@ -236,6 +236,7 @@ from models.negation import (  # noqa: E402
     load_negation_set,
     model_key,
     negation_content_hash,
+    parse_ref,
     pinned,
     resolve,
     vae_fingerprint,
@@ -429,7 +430,10 @@ class SafeDenoiser(SafetyMethod):
             )
         neg = load_artifact(ctx.components, source[1], s.height, s.width)
         recorded = self.concept_fields().get("negation_hash")
-        if recorded != neg.content_hash:  # the generation id must name the set that was used
+        # A pinned reference (``name@hash``, what run-spec validation writes) is what the generation id
+        # names: it must be the set used. An unpinned name (the Python API, a one-off sample) takes the
+        # version that fits this model and size; each image records it in ``sd_negation_set``.
+        if parse_ref(self.negation_ref())[1] is not None and recorded != neg.content_hash:
             raise NegationSetError(
                 f"negation set {self.negation_ref()!r} resolves to {neg.content_hash} for this model but to "
                 f"{recorded} without one; pin it as {pinned(source[1])}"

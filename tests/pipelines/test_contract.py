@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,8 @@ from pipelines.storage import Store
 def _pack(tmp: Path, **changes) -> Path:
     """A copy of the toy concept pack (negation set as an absolute path), with ``changes`` applied."""
     pack = yaml.safe_load((PACK_DIR / "toy.yaml").read_text())
-    pack["negation_set"] = str(REPO_ROOT / pack["negation_set"])
+    if (REPO_ROOT / pack["negation_set"]).exists():  # a folder path, made absolute; a set name stays a name
+        pack["negation_set"] = str(REPO_ROOT / pack["negation_set"])
     pack.update(changes)
     path = tmp / "pack.yaml"
     path.write_text(yaml.safe_dump(pack))
@@ -96,27 +96,26 @@ def _items(plan: Plan):
     return [i for b in plan.batch_ids for i in read_batch(store, plan.run_id, b).items]
 
 
-def test_negation_set_changed_after_plan_refuses_the_batch(tmp_path):
-    """Safe Denoiser reads its negation images from disk at run time: when they change after planning the
-    worker cannot run what was planned, so the batch is refused before anything is written."""
-    negation = tmp_path / "negation"
-    shutil.copytree(REPO_ROOT / "models/toy/negation", negation)
-    pack = _pack(tmp_path, negation_set=str(negation))
-    methods = [{"name": "baseline"}, {"name": "safe_denoiser", "levels": ["strong"]}]
-    plan = plan_run(_spec(tmp_path, pack, methods, "art"))
-    images = sorted(negation.glob("*.png"))
-    shutil.copyfile(images[1], images[0])  # one negation image replaced by another
+def test_the_plan_pins_the_negation_set_version_the_worker_runs(tmp_path):
+    """Safe Denoiser reads its negation set at run time. Validation pins the pack's set *name* to the exact
+    version for the run's model and size (``name@hash``), the batch carries it, and the worker runs that
+    version: a newer set of the same name made after planning cannot change the planned images."""
+    from models.negation import list_artifacts
 
-    store = Store(plan.artifacts)
+    methods = [{"name": "baseline"}, {"name": "safe_denoiser", "levels": ["strong"]}]
+    plan = plan_run(_spec(tmp_path, _pack(tmp_path), methods, "art"))
     sd = [b for b in plan.batch_ids if b.startswith("safe_denoiser")]
-    assert sd
-    with pytest.raises(ContractError) as info:
-        generate_batch(plan.artifacts, plan.run_id, sd[0])
-    msg = str(info.value)
-    assert "\n" not in msg and sd[0] in msg and "re-plan" in msg
-    assert not (Path(store.batch_dir(plan.run_id, sd[0])) / "manifest.json").exists()
-    baseline = [b for b in plan.batch_ids if b.startswith("baseline")][0]
-    assert generate_batch(plan.artifacts, plan.run_id, baseline)["n_generated"] == 2  # unaffected
+    batch = read_batch(Store(plan.artifacts), plan.run_id, sd[0])
+    want = next(m for m in list_artifacts() if m["name"] == "toy_red" and m["model_key"] == "builtin:tiny")
+    assert batch.method.config["negation_set"] == f"toy_red@{want['set_hash']}"
+    assert batch.method.resolved["concept"]["negation_hash"] == want["set_hash"]
+    generate_batch(plan.artifacts, plan.run_id, sd[0])
+    rows = Store(plan.artifacts).read_table(
+        f"{Store(plan.artifacts).batch_dir(plan.run_id, sd[0])}/generations.parquet"
+    )
+    assert set(rows.column("negation_set").to_pylist()) == {want["set_hash"]}
+    diags = [json.loads(d) for d in rows.column("diagnostics").to_pylist()]
+    assert {d["sd_negation_set"] for d in diags} == {want["set_hash"]}
 
 
 def test_tampered_config_hash_is_refused(tmp_path):

@@ -135,7 +135,9 @@ def build(warehouse: str, n_prompts: int = 10_000) -> dict:
             [RUN_ID, n_items],
         )
         con.execute(
-            "INSERT INTO batches SELECT batch_id, run_id, method, NULL, level, NULL, any_value(method_config), "
+            "INSERT INTO batches (batch_id, run_id, method, method_label, level, knob, method_config, config_hash, "
+            "n_items, n_generated, n_reused, wall_s, worker, finished_at, loaded_at) "
+            "SELECT batch_id, run_id, method, NULL, level, NULL, any_value(method_config), "
             "any_value(config_hash), count(*), count(*), 0, 1.0, 'synthetic', now(), now() "
             "FROM generations WHERE run_id = ? GROUP BY ALL",
             [RUN_ID],
