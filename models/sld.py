@@ -82,8 +82,9 @@ class SLD(SafetyMethod):
     name = "sld"
     # MAX's s_S = 5000 multiplies |ε_p − ε_S| before the clamp, so batched-kernel rounding (~1e-7) moves the
     # clamp's edge: measured on the toy model, DDIM 20 steps, 4 requests: 1 grey level at weak..strong,
-    # 3 at max (the tiny random model: ≤ 1 everywhere).
-    batch_tolerance = 3
+    # 3 at max on an Intel Xeon, 5 at max on an AMD EPYC (other float kernels; the same on c1bbf7d's code),
+    # the tiny random model: ≤ 1 everywhere.
+    batch_tolerance = 6
     version = "1"
     Config = SLDConfig
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
