@@ -127,29 +127,6 @@ def seeds_for(spec: RunSpec, prompt: Prompt) -> list[int]:
     return [int(base) + k for k in range(spec.images_per_prompt)]
 
 
-def existing_generations(warehouse: str | Path, ids: list[str]) -> dict[str, dict[str, str]]:
-    """Generation ids already stored, with their image uri and sha256 (read from the read snapshot)."""
-    from pipelines.warehouse import WarehouseError, reader
-
-    if not ids:
-        return {}
-    try:
-        con = reader(warehouse)
-    except WarehouseError:
-        return {}
-    try:
-        import pyarrow as pa
-
-        con.register("wanted", pa.table({"generation_id": sorted(set(ids))}))
-        rows = con.sql(
-            "SELECT g.generation_id, any_value(g.image_uri), any_value(g.image_sha256) "
-            "FROM generations g JOIN wanted USING (generation_id) GROUP BY g.generation_id"
-        ).fetchall()
-    finally:
-        con.close()
-    return {gid: {"image_uri": uri, "image_sha256": sha} for gid, uri, sha in rows}
-
-
 def _batch_prefix(model: ModelContract, models: list[ModelContract]) -> str:
     """``<model>--`` before the method point in batch ids of a run with several models (one model: none,
     so a single-model run's batch ids are what they always were)."""
@@ -222,9 +199,8 @@ def plan_run(spec: RunSpec, check_images: bool = True) -> Plan:
                 )
 
     all_items = [i for b in batches for i in b["items"]]
-    reuse = existing_generations(spec.output.warehouse, [i["generation_id"] for i in all_items])
-    if check_images:
-        reuse = reusable(spec.output.warehouse, reuse)  # file exists, hash matches, run not quarantined
+    # a stored copy in a run that is not quarantined, whose file (check_images) still hashes as stored
+    reuse = reusable(spec.output.warehouse, [i["generation_id"] for i in all_items], check_files=check_images)
     images: dict[str, str] = {}
     specs: list[BatchSpec] = []
     for b in batches:

@@ -8,7 +8,6 @@ regenerated, so a corrupt or tampered image, or one whose run failed validation,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pipelines.storage import stored_image_ok
 
@@ -43,13 +42,14 @@ def stored_copies(warehouse: str | Path, ids: list[str]) -> dict[str, list[tuple
     return out
 
 
-def reusable(warehouse: str | Path, candidates: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """For each candidate generation id, the newest stored copy that is safe to reuse
-    (``{"image_uri", "image_sha256"}``); ids without one are left out and get regenerated."""
+def reusable(warehouse: str | Path, ids: list[str], check_files: bool = True) -> dict[str, dict[str, str]]:
+    """For each generation id, the newest stored copy in a run that is not quarantined and (``check_files``)
+    whose file still hashes to its stored sha256 (``{"image_uri", "image_sha256"}``); ids without one are
+    left out and get regenerated."""
     out = {}
-    for gid, copies in stored_copies(warehouse, list(candidates)).items():
+    for gid, copies in stored_copies(warehouse, ids).items():
         for uri, sha in copies:
-            if stored_image_ok(uri, sha):
+            if not check_files or stored_image_ok(uri, sha):
                 out[gid] = {"image_uri": uri, "image_sha256": sha}
                 break
     return out
