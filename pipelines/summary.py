@@ -10,7 +10,6 @@ so the table fits an 80-column terminal.
 from __future__ import annotations
 
 import math
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "sql" / "queries"
+from pipelines.queries import query
+
 WIDTH = 80  # what the summary is laid out for (a terminal that is wider shows the same table)
-
-
-@cache
-def query(name: str) -> str:
-    """The text of ``sql/queries/<name>.sql`` (constant SQL; values are bound as parameters)."""
-    return (QUERIES_DIR / f"{name}.sql").read_text()
 
 
 def summary_frame(con, run_id: str, rule: str) -> pl.DataFrame:
