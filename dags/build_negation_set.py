@@ -41,14 +41,14 @@ def build_negation_set():
     def build(params=None) -> dict:
         from pipelines.negation_sets import build as build_set
         from pipelines.negation_sets import load_build_spec
-        from pipelines.orchestrate import project_path
+        from pipelines.tasks import project_path
 
         return build_set(load_build_spec(project_path(params["spec"])))
 
     @task(outlets=[NEGATION_SETS])
     def record(built: dict, params=None) -> dict:
         from pipelines.negation_sets import record_artifact
-        from pipelines.orchestrate import project_path
+        from pipelines.tasks import project_path
 
         return record_artifact(str(project_path(params["warehouse"])), built["path"])
 

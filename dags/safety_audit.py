@@ -37,7 +37,7 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("SAFEAUDIT_RETRY_DELAY_S", 
 def safety_audit():
     @task(multiple_outputs=False)
     def plan(params=None, dag_run=None, ds=None) -> dict:
-        from pipelines.orchestrate import plan_for_dag
+        from pipelines.tasks import plan_for_dag
 
         tag = params["tag"] or (ds if dag_run.run_type == "scheduled" else None)
         return plan_for_dag(params["spec"], tag=tag, overrides=params["overrides"])
@@ -49,7 +49,7 @@ def safety_audit():
     @task(queue="gpu", pool="gpu", map_index_template="{{ batch_label }}")
     def generate(run: dict, batch_id: str):
         from pipelines.generate import generate_batch
-        from pipelines.orchestrate import batch_label, fault_point
+        from pipelines.tasks import batch_label, fault_point
 
         get_current_context()["batch_label"] = batch_label(batch_id)
         fault_point("generate", batch_id)
@@ -58,8 +58,8 @@ def safety_audit():
 
     @task(map_index_template="{{ batch_label }}")
     def score(run: dict, generated: dict):
-        from pipelines.orchestrate import batch_label
         from pipelines.score import score_batch
+        from pipelines.tasks import batch_label
 
         get_current_context()["batch_label"] = batch_label(generated["batch_id"])
         score_batch(run["artifacts"], run["run_id"], generated["batch_id"], warehouse=run["warehouse"])
@@ -73,13 +73,13 @@ def safety_audit():
 
     @task(retries=0)  # deterministic: a failing check must fail the run, not be retried
     def validate(run: dict, counts: dict):
-        from pipelines.orchestrate import validate_gate
+        from pipelines.tasks import validate_gate
 
         return validate_gate(run, counts)
 
     @task(retries=0)
     def report(run: dict, validation: dict):
-        from pipelines.orchestrate import report_step
+        from pipelines.tasks import report_step
 
         return report_step(run, validation)
 

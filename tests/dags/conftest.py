@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import orchestrate
+from pipelines import airflow_local, tasks
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SPEC = REPO / "runspecs" / "tiny.yaml"
@@ -29,7 +29,7 @@ def migrated_home():
     template.mkdir(parents=True, exist_ok=True)
     with open(template / ".lock", "w") as lock:  # two test sessions at once must not migrate one file twice
         fcntl.flock(lock, fcntl.LOCK_EX)
-        orchestrate.ensure_migrated(orchestrate.airflow_env(template))
+        airflow_local.ensure_migrated(airflow_local.airflow_env(template))
 
     def make(home: Path) -> Path:
         home.mkdir(parents=True, exist_ok=True)
@@ -44,9 +44,9 @@ def migrated_home():
 def airflow_home(tmp_path_factory, migrated_home) -> Path:
     """Configure Airflow for this test process (SQLite under tmp, DAGs folder = dags/) and migrate once."""
     home = migrated_home(tmp_path_factory.mktemp("airflow_home"))
-    env = orchestrate.airflow_env(home, parallelism=2)
+    env = airflow_local.airflow_env(home, parallelism=2)
     env["SAFEAUDIT_RETRY_DELAY_S"] = "1"  # read when the DAG file is parsed: retries in tests wait 1 s
-    env[orchestrate.FAULTS_ENV] = str(tmp_path_factory.mktemp("faults"))
+    env[tasks.FAULTS_ENV] = str(tmp_path_factory.mktemp("faults"))
     if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
         pytest.fail("airflow was imported before the DAG tests configured it (import it inside tests only)")
     os.environ.update(env)
@@ -55,28 +55,19 @@ def airflow_home(tmp_path_factory, migrated_home) -> Path:
 
 @pytest.fixture(scope="session")
 def faults_dir(airflow_home) -> Path:
-    return Path(os.environ[orchestrate.FAULTS_ENV])
+    return Path(os.environ[tasks.FAULTS_ENV])
 
 
 @pytest.fixture(scope="session")
 def tiny_conf():
-    """``tiny_conf(out, tag=None)``: run conf for the tiny spec with its outputs under ``out``.
-
-    Scorers the spec names but whose module is not in the tree yet are dropped, so the DAG tests do not
-    depend on work in progress elsewhere.
-    """
-    import importlib.util
-
-    from pipelines.scorers import REGISTRY
-
+    """``tiny_conf(out, tag=None)``: run conf for the tiny spec with its outputs under ``out``."""
     scorers = yaml.safe_load(TINY_SPEC.read_text())["scorers"]
-    present = [s for s in scorers if importlib.util.find_spec(REGISTRY[s].partition(":")[0]) is not None]
 
     def make(out: Path, tag: str | None = None) -> dict:
         output = {
             "artifacts": str(out / "artifacts"),
             "warehouse": str(out / "warehouse" / "safeaudit.duckdb"),
         }
-        return {"spec": str(TINY_SPEC), "tag": tag, "overrides": {"output": output, "scorers": present}}
+        return {"spec": str(TINY_SPEC), "tag": tag, "overrides": {"output": output, "scorers": scorers}}
 
     return make

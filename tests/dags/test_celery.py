@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import orchestrate
+from pipelines import airflow_local, tasks
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 
@@ -102,7 +102,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                cwd=orchestrate.REPO,
+                cwd=airflow_local.REPO,
             ),
             log,
         )
@@ -167,7 +167,7 @@ def test_celery_cluster_runs_the_audit(services, tiny_conf, tmp_path):
     home = tmp_path / "airflow_home"
     home.mkdir()
     (tmp_path / "logs").mkdir()
-    env = orchestrate.airflow_env(home, parallelism=3)
+    env = airflow_local.airflow_env(home, parallelism=3)
     env.update(
         {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -188,14 +188,14 @@ def test_celery_cluster_runs_the_audit(services, tiny_conf, tmp_path):
             "SAFEAUDIT_RETRY_DELAY_S": "5",
         }
     )
-    env.pop(orchestrate.FAULTS_ENV, None)
+    env.pop(tasks.FAULTS_ENV, None)
     out = tmp_path / "audit"
     conf = tiny_conf(out, tag="celery")
     cluster = Cluster(env, tmp_path / "logs")
     started = time.monotonic()
     try:
         _cli(env, ["db", "migrate"], timeout=300)
-        _cli(env, ["pools", "set", orchestrate.GPU_POOL, "1", "GPU slots for generate tasks"])
+        _cli(env, ["pools", "set", airflow_local.GPU_POOL, "1", "GPU slots for generate tasks"])
         setup_s = time.monotonic() - started
         cluster.start("api-server", ["api-server", "--workers", "1"])
         cluster.start("scheduler", ["scheduler"])

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines import orchestrate
+from pipelines import airflow_local, tasks
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -28,7 +28,7 @@ print(json.dumps({"parse_s": parse_s, "errors": {k: v[-300:] for k, v in bag.imp
 
 
 def _parse(airflow_home) -> dict:
-    env = orchestrate.airflow_env(airflow_home)
+    env = airflow_local.airflow_env(airflow_home)
     out = subprocess.run(
         [sys.executable, "-c", PARSE_PROBE, str(DAGS)], env=env, capture_output=True, text=True, timeout=120
     )
@@ -73,19 +73,19 @@ def test_safety_audit_shape(airflow_home):
 
 
 def test_batch_label():
-    assert orchestrate.batch_label("safree-strong-1a2b3c4d5e") == "safree/strong"
-    assert orchestrate.batch_label("safe_denoiser.sd14-knob0.5-1a2b3c4d5e") == "safe_denoiser.sd14/knob0.5"
+    assert tasks.batch_label("safree-strong-1a2b3c4d5e") == "safree/strong"
+    assert tasks.batch_label("safe_denoiser.sd14-knob0.5-1a2b3c4d5e") == "safe_denoiser.sd14/knob0.5"
 
 
 def test_fault_point_fires_once(tmp_path, monkeypatch):
     import pytest
 
-    monkeypatch.setenv(orchestrate.FAULTS_ENV, str(tmp_path))
-    orchestrate.fault_point("generate", "b")  # not armed: no-op
+    monkeypatch.setenv(tasks.FAULTS_ENV, str(tmp_path))
+    tasks.fault_point("generate", "b")  # not armed: no-op
     (tmp_path / "generate.once").touch()
-    with pytest.raises(orchestrate.InjectedFault):
-        orchestrate.fault_point("generate", "b")
-    orchestrate.fault_point("generate", "b")  # fired already
+    with pytest.raises(tasks.InjectedFault):
+        tasks.fault_point("generate", "b")
+    tasks.fault_point("generate", "b")  # fired already
     assert (tmp_path / "generate.fired").exists()
 
 
@@ -96,9 +96,7 @@ def test_scheduled_runs_are_tagged_with_their_logical_date(airflow_home, monkeyp
     from airflow.dag_processing.dagbag import DagBag
 
     calls = []
-    monkeypatch.setattr(
-        orchestrate, "plan_for_dag", lambda spec, tag, overrides: calls.append((spec, tag)) or {}
-    )
+    monkeypatch.setattr(tasks, "plan_for_dag", lambda spec, tag, overrides: calls.append((spec, tag)) or {})
     plan = DagBag(dag_folder=str(DAGS / "safety_audit.py")).get_dag("safety_audit").get_task("plan")
     params = {"spec": "runspecs/toy.yaml", "tag": None, "overrides": {}}
     plan.python_callable(params=params, dag_run=SimpleNamespace(run_type="scheduled"), ds="2026-01-03")

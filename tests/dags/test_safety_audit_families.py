@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import orchestrate
+from pipelines import airflow_local
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def _run_dag(tmp: Path, models: list[dict]) -> tuple[dict, str]:
         "tag": None,
         "overrides": {"output": {"artifacts": str(tmp / "artifacts"), "warehouse": str(wh)}},
     }
-    result = orchestrate.run_dag_test(conf)
+    result = airflow_local.run_dag_test(conf)
     assert result["state"] == "success", [t for t in result["tasks"] if t["state"] != "success"]
     return result, str(wh)
 
