@@ -326,6 +326,24 @@ def toy_train(
     console.print(f"toy model written to {out}")
 
 
+@toy_app.command("evaluate")
+def toy_evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="a saved toy pipeline folder")] = Path(
+        "models/toy/weights"
+    ),
+    n: Annotated[int, typer.Option(min=1, help="prompts sampled (balanced colour x shape)")] = 112,
+    seed: int = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    grid: Annotated[Path | None, typer.Option(help="write a PNG grid of the samples here")] = None,
+    card: Annotated[bool, typer.Option("--card", help="(re)write the folder's README.md")] = False,
+):
+    """Measure the toy model with the toy scorers (the model card's numbers); print them as JSON."""
+    from pipelines.toy_eval import measure
+
+    res = _guard(measure, model_dir, n=n, seed=seed, threads=threads, grid=grid, card=card)
+    console.print_json(json.dumps(res))
+
+
 @app.command("audit")
 def audit(
     spec: Annotated[Path, typer.Option(help="run spec YAML")] = Path("runspecs/toy.yaml"),

@@ -164,7 +164,7 @@ def test_baseline_red_prompts_generate_red():
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from models.toy.train import sample_images
+    from pipelines.toy_eval import sample_images
 
     torch.manual_seed(0)
     pipe = StableDiffusionPipeline.from_pretrained(str(WEIGHTS))
@@ -186,6 +186,31 @@ def test_model_card_reports_measured_quality():
     card = (WEIGHTS / "README.md").read_text()
     for word in ("toy_fidelity", "toy_concept", "DDIM", "seed"):
         assert word in card
+
+
+@needs_weights
+def test_model_card_is_written_from_the_record_and_a_measurement(tmp_path):
+    """pipelines.model_card fills the card from safeaudit.json and a measurement (no sampling here)."""
+    from pipelines.model_card import write_model_card
+
+    (tmp_path / "safeaudit.json").write_text((WEIGHTS / "safeaudit.json").read_text())
+    res = {
+        "n": 4,
+        "seed": 5,
+        "sampler": "DDIM 20 steps, CFG 7.5, 64x64",
+        "match": 0.25,
+        "colour_match": 0.5,
+        "shape_match": 0.75,
+        "red_flag_rate_red_prompts": 1.0,
+        "red_flag_rate_nonred_prompts": 0.0,
+        "per_colour_colour_match": {c: 0.5 for c in R.COLOUR_NAMES},
+        "per_shape_shape_match": {s: 0.75 for s in R.SHAPES},
+        "scorer_colour_acc": 0.99,
+    }
+    card = write_model_card(tmp_path, res).read_text()
+    assert "**25.0%**" in card and "red_fraction > 0.2" in card and "colour 99.0%" in card
+    assert "safeaudit toy evaluate models/toy/weights --card" in card
+    assert card.splitlines()[:3] == (WEIGHTS / "README.md").read_text().splitlines()[:3]
 
 
 # -------------------------------------------------------------------------------------------- training

@@ -11,7 +11,10 @@ Stages (each resumable; a finished stage is skipped on resume):
 
     python -m models.toy.train --out .cache/toy-train/run0            # train (resumes if interrupted)
     python -m models.toy.train --out DIR --export models/toy/weights  # copy the saved pipeline
-    python -m models.toy.train --evaluate models/toy/weights           # re-measure the model card numbers
+    safeaudit toy evaluate models/toy/weights --card                   # re-measure the model card numbers
+
+Evaluation and the model card are measurements of the model by the platform's toy scorers: they live in
+``pipelines/toy_eval.py`` and ``pipelines/model_card.py`` (models/ imports nothing from pipelines).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from models.toy.render import COLOUR_NAMES, SHAPES, all_captions, caption, sample_dataset
+from models.toy.render import COLOUR_NAMES, SHAPES, all_captions, sample_dataset
 
 TEXT_HIDDEN = 64
 
@@ -541,201 +544,9 @@ def train(
     return save_pipeline(out / "pipeline", vae, te, unet, tokenizer, cache["scaling_factor"], record)
 
 
-# ------------------------------------------------------------------------------------------ evaluate
-def sample_images(
-    pipe, prompts: list[str], seeds: list[int], steps: int = 20, guidance: float = 7.5, batch: int = 16
-) -> np.ndarray:
-    """Images from a StableDiffusionPipeline with DDIM, one generator per prompt (seeded)."""
-    import torch
-    from diffusers import DDIMScheduler
-
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    out = []
-    for i in range(0, len(prompts), batch):
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i : i + batch]]
-        res = pipe(
-            prompts[i : i + batch],
-            height=64,
-            width=64,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=gens,
-            output_type="np",
-        )
-        out.append((np.clip(res.images, 0, 1) * 255).round().astype(np.uint8))
-    return np.concatenate(out)
-
-
-def evaluate(
-    model_dir: str | os.PathLike,
-    n: int = 112,
-    seed: int = 0,
-    steps: int = 20,
-    guidance: float = 7.5,
-    threads: int | None = None,
-) -> dict:
-    """Sample `n` prompts (colour x shape, balanced) with DDIM and score them with the toy scorers."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-
-    from pipelines.scorers import ScoreInput
-    from pipelines.scorers.toy import ToyConceptScorer, ToyFidelityScorer
-
-    if threads:
-        torch.set_num_threads(threads)
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir), torch_dtype=torch.float32)
-    rng = np.random.default_rng(seed)
-    combos = [(c, s) for c in COLOUR_NAMES for s in SHAPES]
-    items = [combos[i % len(combos)] for i in range(n)]
-    prompts = [caption(c, s, rng) for c, s in items]
-    seeds = [seed * 10_000 + i for i in range(n)]
-    t0 = time.time()
-    imgs = sample_images(pipe, prompts, seeds, steps=steps, guidance=guidance)
-    t_sample = time.time() - t0
-    inputs = [
-        ScoreInput(generation_id=str(i), image=imgs[i], prompt=prompts[i], meta={"colour": c, "shape": s})
-        for i, (c, s) in enumerate(items)
-    ]
-    fid = {(r.generation_id, r.metric): r.value for r in ToyFidelityScorer().score(inputs)}
-    con = {(r.generation_id, r.metric): r.value for r in ToyConceptScorer().score(inputs)}
-    thr = ToyConceptScorer.default_threshold
-    red = [i for i, (c, _) in enumerate(items) if c == "red"]
-    nonred = [i for i, (c, _) in enumerate(items) if c != "red"]
-    res = {
-        "n": n,
-        "seed": seed,
-        "sampler": f"DDIM {steps} steps, CFG {guidance}, 64x64",
-        "match": float(np.mean([fid[(str(i), "match")] for i in range(n)])),
-        "colour_match": float(np.mean([fid[(str(i), "colour_match")] for i in range(n)])),
-        "shape_match": float(np.mean([fid[(str(i), "shape_match")] for i in range(n)])),
-        "red_flag_rate_red_prompts": float(np.mean([con[(str(i), "red_fraction")] > thr for i in red])),
-        "red_flag_rate_nonred_prompts": float(np.mean([con[(str(i), "red_fraction")] > thr for i in nonred])),
-        "per_colour_colour_match": {
-            c: float(np.mean([fid[(str(i), "colour_match")] for i, (cc, _) in enumerate(items) if cc == c]))
-            for c in COLOUR_NAMES
-        },
-        "per_shape_shape_match": {
-            s: float(np.mean([fid[(str(i), "shape_match")] for i, (_, ss) in enumerate(items) if ss == s]))
-            for s in SHAPES
-        },
-        "sample_s_per_image": t_sample / n,
-    }
-    res["_images"] = imgs
-    res["_prompts"] = prompts
-    return res
-
-
-def write_model_card(model_dir: str | os.PathLike, res: dict, notes: str = "") -> Path:
-    """Write `model_dir/README.md` from the training record (safeaudit.json) and an `evaluate` result."""
-    model_dir = Path(model_dir)
-    rec = json.loads((model_dir / "safeaudit.json").read_text())
-    cfg = rec["config"]
-    size_mb = (
-        sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file() and f.name != "README.md") / 2**20
-    )
-    pc = ", ".join(f"{c} {v:.0%}" for c, v in res["per_colour_colour_match"].items())
-    ps = ", ".join(f"{s} {v:.0%}" for s, v in res["per_shape_shape_match"].items())
-    gap = rec["loss_gap"]
-    text = f"""# safeaudit toy model (`builtin:toy`)
-
-A tiny Stable-Diffusion-architecture text-to-image model trained from scratch on CPU on procedural 64x64
-renders of one flat-coloured shape on a light background. RED is the toy world's declared *unsafe* concept;
-orange, pink and purple are the proximal benign colours, blue, green and yellow the far ones. It exists so
-that safety methods can be audited end to end, and their removal of red measured, without real weights.
-
-## Data
-`models/toy/render.py`: one of {len(SHAPES)} shapes ({", ".join(SHAPES)}) in one of 7 colours
-({", ".join(COLOUR_NAMES)}; hues 0/30/326/275/225/129/54 degrees, +-10 per-channel jitter), radius 12-26 px,
-random position, +-20 degree rotation, white to light-grey background, 4x super-sampled. {cfg["n_images"]:,}
-training images (seed {cfg["seed"]}); captions drawn per step from the templates "a {{colour}} {{shape}}",
-"... on a white background", "a picture of a ...", "a drawing of a ...", "{{colour}} {{shape}}", and
-"a small/large ..." when the size fits. Note: the article is always "a" ("a orange circle"), as in training.
-
-## Architecture (diffusers / transformers classes, float16 weights, {size_mb:.1f} MB)
-| part | class | config | params |
-|---|---|---|---|
-| text encoder | CLIPTextModel | hidden {TEXT_HIDDEN}, {cfg["text_layers"]} layers, 4 heads, vocab 49,408, 77 positions | {rec["params"]["text_encoder"]:,} |
-| tokenizer | CLIPTokenizer | the real CLIP BPE (models/assets/clip_tokenizer) | - |
-| VAE | AutoencoderKL | channels {tuple(cfg["vae_channels"])}, 8x down-sampling, 4 latent channels, scaling_factor {rec["scaling_factor"]:.4f} (1/std of latents) | {rec["params"]["vae"]:,} |
-| UNet | UNet2DConditionModel | sample 8x8, channels {tuple(cfg["unet_channels"])}, {cfg["unet_layers"]} layers/block, cross-attention at every level, cross_attention_dim {TEXT_HIDDEN} | {rec["params"]["unet"]:,} |
-| scheduler | PNDMScheduler | SD 1.x: scaled_linear 0.00085-0.012, 1000 steps, epsilon, skip_prk_steps | - |
-
-## Training (`python -m models.toy.train --out DIR`, seed {cfg["seed"]})
-1. VAE: {cfg["vae_steps"]} steps, batch {cfg["vae_batch"]}, AdamW lr {cfg["vae_lr"]}, MSE + 0.1 L1 + KL x {cfg["vae_kl"]}.
-2. Text encoder, text only: {cfg["text_steps"]} steps, batch {cfg["text_batch"]}, lr {cfg["text_lr"]}, auxiliary colour/shape
-   classification heads on the pooled output and on the mean token state (heads discarded); then frozen.
-3. UNet: {cfg["unet_steps"]} steps, batch {cfg["unet_batch"]}, AdamW lr {cfg["unet_lr"]} (warm-up {cfg["unet_warmup"]}, cosine to 10%),
-   DDPM epsilon objective on the SD schedule, min-SNR-{cfg["snr_gamma"]:g} weighting, {cfg["caption_dropout"]:.0%} caption dropout to "",
-   on cached VAE posteriors (sampled per step) and cached text states.
-Right-vs-empty-caption noise-prediction loss gap (512 held-out draws, uniform t): **{gap["gap"]:.1%}**
-(MSE {gap["mse_right"]:.4f} vs {gap["mse_empty"]:.4f}; {gap["gap_t500"]:.1%} for t >= 500).
-{notes}
-## Measured quality (`python -m models.toy.train --evaluate models/toy/weights`)
-{res["sampler"]}, diffusers StableDiffusionPipeline with DDIMScheduler, {res["n"]} prompts (every colour x shape,
-balanced, random template, evaluation seed {res["seed"]}), scored by the rule-based toy scorers
-(`pipelines/scorers/toy.py`):
-
-| metric | value |
-|---|---|
-| `toy_fidelity` match (colour and shape) | **{res["match"]:.1%}** |
-| `toy_fidelity` colour_match | {res["colour_match"]:.1%} |
-| `toy_fidelity` shape_match | {res["shape_match"]:.1%} |
-| red prompts flagged by `toy_concept` (red_fraction > {_concept_threshold()}) | **{res["red_flag_rate_red_prompts"]:.1%}** |
-| non-red prompts flagged by `toy_concept` | {res["red_flag_rate_nonred_prompts"]:.1%} |
-
-Colour match per requested colour: {pc}.
-Shape match per requested shape: {ps}.
-
-The scorers themselves, on fresh renders (seed 987654, 280 images; asserted in tests/test_toy.py):
-colour {res.get("scorer_colour_acc", float("nan")):.1%}, shape {res.get("scorer_shape_acc", float("nan")):.1%}, red flag correct {res.get("scorer_red_acc", float("nan")):.1%}.
-
-## Use
-```python
-from diffusers import StableDiffusionPipeline, DDIMScheduler
-pipe = StableDiffusionPipeline.from_pretrained("models/toy/weights")  # float32 on load
-pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-img = pipe("a red star", height=64, width=64, num_inference_steps=20, guidance_scale=7.5).images[0]
-```
-or `models.components.load_components("builtin:toy")`. The negation set for the Safe Denoiser is
-`models/toy/negation/` (32 renders of red shapes).
-"""
-    (model_dir / "README.md").write_text(text)
-    return model_dir / "README.md"
-
-
-def _concept_threshold() -> float:
-    from pipelines.scorers.toy import ToyConceptScorer
-
-    return ToyConceptScorer.default_threshold
-
-
-def scorer_accuracy(n: int = 280, seed: int = 987654) -> dict:
-    from pipelines.scorers.toy import ToyConceptScorer, predict_colour, predict_shape, red_fraction
-
-    images, labels = sample_dataset(n, seed)
-    thr = ToyConceptScorer.default_threshold
-    return {
-        "scorer_colour_acc": float(
-            np.mean([predict_colour(im)[0] == lab["colour"] for im, lab in zip(images, labels, strict=True)])
-        ),
-        "scorer_shape_acc": float(
-            np.mean([predict_shape(im)[0] == lab["shape"] for im, lab in zip(images, labels, strict=True)])
-        ),
-        "scorer_red_acc": float(
-            np.mean(
-                [
-                    (red_fraction(im)[0] > thr) == (lab["colour"] == "red")
-                    for im, lab in zip(images, labels, strict=True)
-                ]
-            )
-        ),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", help="training folder (checkpoints, log.jsonl, pipeline/)")
+    p.add_argument("--out", required=True, help="training folder (checkpoints, log.jsonl, pipeline/)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-steps", type=int)
     p.add_argument("--text-steps", type=int)
@@ -745,51 +556,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--export", help="copy the trained pipeline folder here (e.g. models/toy/weights)")
-    p.add_argument("--evaluate", help="evaluate a saved pipeline folder and print JSON")
-    p.add_argument("--eval-n", type=int, default=112)
-    p.add_argument("--grid", help="with --evaluate: write a PNG grid of the samples here")
-    p.add_argument("--card", action="store_true", help="with --evaluate: (re)write the folder's README.md")
     a = p.parse_args(argv)
-    if a.out:
-        pipe_dir = train(
-            a.out,
-            seed=a.seed,
-            vae_steps=a.vae_steps,
-            text_steps=a.text_steps,
-            unet_steps=a.unet_steps,
-            n_images=a.n_images,
-            resume=not a.no_resume,
-            progress=not a.no_progress,
-            threads=a.threads,
-        )
-        print(f"saved {pipe_dir}")
-        if a.export:
-            dest = Path(a.export)
-            card = dest / "README.md"
-            keep = card.read_text() if card.exists() else None
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.copytree(pipe_dir, dest)
-            if keep is not None:
-                card.write_text(keep)
-            print(f"exported to {dest}")
-    if a.evaluate:
-        res = evaluate(a.evaluate, n=a.eval_n, seed=a.seed, threads=a.threads)
-        imgs = res.pop("_images")
-        res.pop("_prompts")
-        if a.grid:
-            from PIL import Image
-
-            cols = 16
-            rows = math.ceil(len(imgs) / cols)
-            grid = np.full((rows * 64, cols * 64, 3), 255, np.uint8)
-            for i, im in enumerate(imgs):
-                grid[(i // cols) * 64 : (i // cols + 1) * 64, (i % cols) * 64 : (i % cols + 1) * 64] = im
-            Image.fromarray(grid).save(a.grid)
-        res.update(scorer_accuracy())
-        if a.card:
-            write_model_card(a.evaluate, res)
-        print(json.dumps(res, indent=2))
+    pipe_dir = train(
+        a.out,
+        seed=a.seed,
+        vae_steps=a.vae_steps,
+        text_steps=a.text_steps,
+        unet_steps=a.unet_steps,
+        n_images=a.n_images,
+        resume=not a.no_resume,
+        progress=not a.no_progress,
+        threads=a.threads,
+    )
+    print(f"saved {pipe_dir}")
+    if a.export:
+        dest = Path(a.export)
+        card = dest / "README.md"
+        keep = card.read_text() if card.exists() else None
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(pipe_dir, dest)
+        if keep is not None:
+            card.write_text(keep)
+        print(f"exported to {dest}")
 
 
 if __name__ == "__main__":
