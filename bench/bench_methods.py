@@ -352,11 +352,11 @@ def split_per_image(timings, key: str, n_images: int) -> dict[str, float | None]
 
 # -- part 1: every method and level against the baseline ------------------------------------------------------
 def variant_list(methods: list[str], levels: list[str] | None, family: str = "sd") -> list[tuple[str, str]]:
-    from models.registry import available_methods, method_class
+    from models.registry import METHODS, method_class
 
     out = [("baseline", "off")]
     for name in methods:
-        if name == "baseline" or name not in available_methods():
+        if name == "baseline" or name not in METHODS:
             continue
         if family not in method_class(name).FAMILIES:  # an unsupported pair is not a cost point
             continue

@@ -1,5 +1,8 @@
 """Scorer registry. Keys map to lazy ``"module:Class"`` strings so listing scorers imports no model code.
 
+Every line is real: a line whose target does not import raises ``RegistryError`` naming the line
+(tests/scorers/test_scorer_registry.py imports them all), never a silent skip.
+
 A scorer turns images (plus prompt / same-seed baseline where it needs them) into *long* score rows:
 one row per (generation, metric), raw values only. Thresholds are applied later, in SQL views, so
 analysts can sweep them after the fact.
@@ -62,6 +65,10 @@ class ScorerError(RuntimeError):
     """A scorer cannot run (missing weights, wrong sha256); the message is one actionable line."""
 
 
+class RegistryError(ImportError):
+    """A registry line whose target does not import: a bug in this checkout, not in the user's input."""
+
+
 class Scorer:
     """Base class: subclasses set the class attributes and implement ``score``."""
 
@@ -95,7 +102,13 @@ def scorer_class(name: str) -> type[Scorer]:
     except KeyError:
         raise ScorerError(f"unknown scorer {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryError(
+            f"pipelines/scorers/__init__.py: scorer {name!r} -> {target!r} does not import: {reason}"
+        ) from exc
 
 
 def get_scorer(name: str, **options: Any) -> Scorer:

@@ -8,10 +8,10 @@ import duckdb
 import pytest
 import yaml
 
-from models.registry import available_methods
+from models.registry import METHODS
 from pipelines.runner import run_audit
 
-SAFETY_METHODS = [m for m in available_methods() if m != "baseline"]
+SAFETY_METHODS = [m for m in METHODS if m != "baseline"]
 LADDER = ["weak", "medium", "strong", "max"]
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.components import ModelLoadError, family_of, resolve_model
-from models.registry import available_methods, check_supported, method_class, supports
+from models.registry import METHODS, check_supported, method_class, supports
 from models.sampler import Request, SamplerSettings, make_scheduler, sample
 
 PROMPT = "a photo of a cat"
@@ -224,7 +224,7 @@ def test_sd3_token_states_are_padded_clip_then_t5_zeros(tiny_family_components):
 
 # -- method × family support ------------------------------------------------------------------------------
 def test_every_method_declares_families():
-    for name in available_methods():
+    for name in METHODS:
         families = method_class(name).FAMILIES
         assert families and set(families) <= {"sd", "sdxl", "sd3"}, name
         assert set(families.values()) <= {"release", "ours"}, name

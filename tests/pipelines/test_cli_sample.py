@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.registry import available_methods, method_class
+from models.registry import METHODS, method_class
 from pipelines.cli import app
 
-CASES = [(m, level) for m in available_methods() for level in method_class(m).LEVELS]
+CASES = [(m, level) for m in METHODS for level in method_class(m).LEVELS]
 
 
 @pytest.mark.parametrize("method, level", CASES, ids=[f"{m}-{lv}" for m, lv in CASES])
@@ -66,7 +66,7 @@ def test_methods_lists_levels_knobs_and_defaults():
     res = CliRunner().invoke(app, ["methods"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     flat = res.output.replace("\n", " ")
-    for name in available_methods():
+    for name in METHODS:
         assert name in flat
     assert "weak_paper" in flat and "strength" in flat  # SLD's paper level and knob
     assert "provisional" in flat  # dual_latent is marked

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.registry import available_methods, method_class
+from models.registry import METHODS, method_class
 from pipelines.cli import app
 
 FAMILIES = ("sdxl", "sd3")
@@ -23,7 +23,7 @@ def _ruled_out(method: str, family: str, level: str) -> bool:
     return method_class(method).from_level(level, concept=load_pack("toy")).family_error(family) is not None
 
 
-SUPPORTED = [(m, f) for f in FAMILIES for m in available_methods() if f in method_class(m).FAMILIES]
+SUPPORTED = [(m, f) for f in FAMILIES for m in METHODS if f in method_class(m).FAMILIES]
 # every level of every supported pair (slow: ~50 runs); test-fast runs the methods that add text rows (SLD's
 # concept row) or edit token states (SAFREE) at max on each family
 ALL_LEVELS = [(m, f, lv) for m, f in SUPPORTED for lv in method_class(m).LEVELS if not _ruled_out(m, f, lv)]
@@ -58,7 +58,7 @@ def test_sample_every_supported_pair_and_level(tmp_path, method, family, level):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_unsupported_pair_exits_2_with_one_line(tmp_path, family):
-    unsupported = [m for m in available_methods() if family not in method_class(m).FAMILIES]
+    unsupported = [m for m in METHODS if family not in method_class(m).FAMILIES]
     assert unsupported, f"every method supports {family}: pick another unsupported case"
     res, out = _sample(tmp_path, family, unsupported[0], "max")
     assert res.exit_code == 2

@@ -6,18 +6,13 @@ the original store, so validation gets ``artifacts=`` the copy's root and re-roo
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-SCORERS = [
-    s
-    for s in ("degenerate", "fidelity", "toy_concept")
-    if importlib.util.find_spec(f"pipelines.scorers.{'toy' if s == 'toy_concept' else s}") is not None
-]
+SCORERS = ["degenerate", "fidelity", "toy_concept"]
 
 
 @dataclass
@@ -32,14 +27,11 @@ class Audit:
 
 @pytest.fixture(scope="session")
 def audit(tmp_path_factory) -> Audit:
-    from models.registry import available_methods
     from pipelines.runner import run_audit
     from pipelines.runspec import parse_spec
 
     root = tmp_path_factory.mktemp("validation-audit")
-    methods = [{"name": "baseline"}]
-    if "negative_prompt" in available_methods():
-        methods.append({"name": "negative_prompt", "levels": ["off", "medium"]})
+    methods = [{"name": "baseline"}, {"name": "negative_prompt", "levels": ["off", "medium"]}]
     spec = parse_spec(
         {
             "name": "validation-tiny",
