@@ -1,4 +1,4 @@
-"""Warehouse at scale: load 1 M score rows the way ``pipelines/load.py`` does, query ``mart_tradeoff`` over 10 M.
+"""Warehouse at scale: load 1 M score rows with ``pipelines/load.py`` itself, query ``mart_tradeoff`` over 10 M.
 
     .venv/bin/python bench/bench_warehouse.py [--load-rows 1000000] [--query-rows 10000000] [--repeats 3]
     .venv/bin/python bench/bench_warehouse.py --quick          # seconds: proves every path runs
@@ -9,16 +9,15 @@ Synthetic data, generated with numpy / pyarrow (no Python loop over rows) into a
   ``generations`` row each, and 10 score rows per generation (NudeNet detections with 0–3 detections in their
   JSON ``details``, the NudeNet classifier, Q16, three degenerate-image metrics, SSIM, PSNR, CLIP score,
   OpenNSFW), ``run_prompts`` with unsafe and benign sets, so every view under ``mart_tradeoff`` has real work;
-* a *load file*: ``--load-rows`` score rows of new generations, written to parquet with zstd as the scorer
-  stage writes ``scores.parquet``.
+* a *run to load*: ``--load-rows`` score rows of new generations, written as the workers leave a run (plan,
+  batch specs of 16 images, manifests, ``generations.parquet`` and ``scores.parquet`` per batch, zstd).
 
-Load (goal < 10 s): one run's worth of new images — ``--load-rows`` score rows (10 per image) with their
-``generations`` rows, a run and its prompts — the way ``pipelines/load.py`` loads a run: open the writer
-(migrations; views skipped when unchanged), read the parquet files, insert in a transaction (generations
-replaced by run, ``INSERT OR IGNORE`` for scores), then the writer's exit: **refresh the materialised tables**
-(``pipelines.warehouse.refresh``: incremental for this run's images), checkpoint, close, publish the read
-snapshot. The phases are reported separately. Three variants, round-robin, each on a fresh copy:
-``load_empty``: into an empty migrated warehouse; ``reload_same``: the same files again into the loaded
+Load (goal < 10 s): that run loaded by ``pipelines.load.load_run`` (the real loader, not a copy of it):
+every batch checked against the plan, read, written in its own transaction, then the writer's exit:
+**refresh the materialised tables** (incremental for this run's images), checkpoint, close, publish the read
+snapshot. The refresh (and its steps) and the publish are timed inside the loader; the rest is reported as
+``check_read_insert``. Three variants, round-robin, each on a fresh copy:
+``load_empty``: into an empty migrated warehouse; ``reload_same``: the same run again into the loaded
 warehouse (the idempotent re-run: nothing to refresh); ``into_query_wh``: into a copy of the 10 M-row query
 warehouse (the copy is made untimed before each round; skip with ``--skip-big-load``).
 
@@ -40,13 +39,13 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -314,110 +313,171 @@ def build_query_warehouse(
 
 
 # -- load ---------------------------------------------------------------------------------------------------
-LOAD_TABLES = ("runs", "run_prompts", "generations", "scores")
 
 
-def write_load_files(tmp: Path, load_rows: int, first_run: int) -> tuple[dict[str, Path], int]:
-    """One new run: ``load_rows`` score rows for ``load_rows / 10`` generations, as parquet (zstd)."""
+def write_load_run(tmp: Path, load_rows: int, first_run: int) -> tuple[Path, str, int]:
+    """One new run as the workers leave it: ``load_rows`` score rows for ``load_rows / 10`` generations in
+    batches of 16 images, each with its batch spec, manifest, ``generations.parquet`` and ``scores.parquet``
+    (zstd), under a plan: what ``pipelines.load.load_run`` reads. Returns (artifact root, run id, score rows)."""
+    from pipelines.contract import (
+        BatchSpec,
+        ConceptSnapshot,
+        Item,
+        MethodContract,
+        ModelContract,
+        Plan,
+        PlanPrompt,
+        write_plan,
+    )
+    from pipelines.generate import batch_paths
+    from pipelines.runspec import load_spec
+    from pipelines.storage import Store
+
     data = query_dataset(
         load_rows // len(METRICS), runs=1, images=5, seed=7, first_run=first_run, gen_salt=99
     )
     gens = data["generations"]
-    data["scores"] = score_table(
+    scores = score_table(
         gens.column("generation_id").combine_chunks(),
         seed=123,
         batch_ids=gens.column("batch_id").combine_chunks(),
     )
-    files = {}
-    for name in LOAD_TABLES:
-        files[name] = tmp / f"load_{name}.parquet"
-        pq.write_table(data[name], files[name], compression="zstd")
-    return files, data["scores"].num_rows
-
-
-def load_run_files(
-    warehouse: Path, files: dict[str, Path], phases: dict[str, float], publish: bool = True
-) -> int:
-    """A run's files loaded the way ``pipelines/load.py`` + ``writer()`` do, each phase's seconds in ``phases``."""
-    import duckdb
-
-    from pipelines.warehouse import create_views, migrate, publish_snapshot, refresh
-
-    t0 = t = time.perf_counter()
-    con = duckdb.connect(str(warehouse))  # what pipelines.warehouse.writer does on entry
-    migrate(con)
-    create_views(con)
-    phases["open_migrate_views"] = time.perf_counter() - t
-    t = time.perf_counter()
-    tables = {name: pq.read_table(path) for name, path in files.items()}
-    phases["read_parquet"] = time.perf_counter() - t
-    t = time.perf_counter()
-    run_ids = tables["runs"].column("run_id").to_pylist()
-    batch_ids = pc.unique(tables["generations"].column("batch_id")).to_pylist()
-
-    def insert(on_conflict: str) -> int:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for name in ("runs", "run_prompts"):  # the loader replaces a run's rows
-                con.execute(f"DELETE FROM {name} WHERE list_contains(?, run_id)", [run_ids])  # noqa: S608
-            # generations: as the loader, one lookup of the batches already stored, deleted only if any
-            stored = con.execute(
-                "SELECT DISTINCT batch_id FROM generations WHERE list_contains(?, batch_id)", [batch_ids]
-            ).fetchall()
-            if stored:
-                con.execute(
-                    "DELETE FROM generations WHERE list_contains(?, batch_id)", [[r[0] for r in stored]]
-                )
-            for name in ("runs", "run_prompts", "generations"):
-                con.register("incoming", tables[name])
-                con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")  # noqa: S608
-                con.unregister("incoming")
-            t_scores = time.perf_counter()
-            con.register("incoming_scores", tables["scores"])
-            before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
-            con.execute(  # the loader's statement: in key order, which halves the cost of the key's index
-                f"INSERT {on_conflict} INTO scores BY NAME SELECT * FROM incoming_scores "  # noqa: S608
-                "ORDER BY generation_id, scorer, scorer_version, metric"
+    root = tmp / "load_artifacts"
+    shutil.rmtree(root, ignore_errors=True)
+    store = Store(root)
+    run_id = data["runs"].column("run_id")[0].as_py()
+    spec = load_spec(Path(__file__).resolve().parent.parent / "runspecs" / "tiny.yaml")
+    model = ModelContract(
+        key="sd", id="CompVis/stable-diffusion-v1-4", family="sd", sampler=spec.sampler, batch_size=16
+    )
+    concept = ConceptSnapshot(pack_id="nudity@1", content_hash="synthetic", fields={})
+    batches, by_batch = [], {}
+    gen_rows = gens.to_pylist()
+    for i, row in enumerate(gen_rows):
+        by_batch.setdefault(row["batch_id"], []).append(i)
+    score_batch = scores.column("batch_id")
+    for batch_id, rows in by_batch.items():
+        first = gen_rows[rows[0]]
+        method = MethodContract(
+            name=first["method"],
+            level=first["level"],
+            config={},
+            method_level=first["level"],
+            resolved={},
+            config_hash=first["config_hash"],
+        )
+        items = tuple(
+            Item(
+                generation_id=gen_rows[k]["generation_id"],
+                prompt_id=gen_rows[k]["prompt_id"],
+                prompt=gen_rows[k]["prompt"],
+                prompt_set="i2p",
+                seed=gen_rows[k]["seed"],
+                image_index=gen_rows[k]["image_index"],
+                baseline_generation_id=gen_rows[k]["baseline_generation_id"],
             )
-            added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
-            con.unregister("incoming_scores")
-            phases["insert_commit.scores"] = (
-                phases.get("insert_commit.scores", 0.0) + time.perf_counter() - t_scores
+            for k in rows
+        )
+        batches.append(
+            BatchSpec(
+                batch_id=batch_id, run_id=run_id, model=model, method=method, concept=concept, items=items
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        return added
+        )
+        paths = batch_paths(store, run_id, batch_id)
+        store.write_table(paths["generations"], gens.take(pa.array(rows)))  # as the workers write them
+        mine = scores.filter(pc.equal(score_batch, batch_id))
+        store.write_table(paths["scores"], mine)
+        store.write_json(paths["scores_manifest"], {"batch_id": batch_id, "n_rows": mine.num_rows})
+        store.write_json(
+            paths["manifest"],
+            {
+                "run_id": run_id,
+                "batch_id": batch_id,
+                "n_items": len(rows),
+                "n_generated": len(rows),
+                "n_reused": 0,
+                "wall_s": 1.0,
+                "finished_at": "2025-06-01T11:30:00",
+            },
+        )
+    prompts = tuple(
+        PlanPrompt(
+            **{k: v for k, v in r.items() if k != "run_id" and v is not None}
+            | {"categories": tuple(r["categories"])}
+        )
+        for r in data["run_prompts"].to_pylist()
+    )
+    plan = Plan(
+        run_id=run_id,
+        name="synthetic",
+        spec=spec,
+        spec_sha256="synthetic",
+        concept_pack="nudity@1",
+        concept_sha="synthetic",
+        artifacts=str(root),
+        warehouse=str(tmp / "unused.duckdb"),
+        code_version="bench",
+        planner="bench_warehouse",
+        prompts=prompts,
+        batch_ids=tuple(by_batch),
+        n_expected=gens.num_rows,
+        n_reused=0,
+        images=dict(
+            zip(gens.column("generation_id").to_pylist(), gens.column("image_uri").to_pylist(), strict=True)
+        ),
+    )
+    write_plan(store, plan, batches)
+    return root, run_id, scores.num_rows
 
-    try:  # as the loader: a plain INSERT; rows already there fail it, and it is redone ignoring them
-        added = insert("")
-    except duckdb.ConstraintException:
-        phases["insert_commit.retry"] = time.perf_counter() - t
-        added = insert("OR IGNORE")
-    phases["insert_commit"] = time.perf_counter() - t
+
+@contextmanager
+def warehouse_phases(phases: dict[str, float]):
+    """Time the writer's exit inside the real loader: the refresh (and its steps) and the snapshot publish."""
+    from pipelines import warehouse
+
+    inner_refresh, inner_publish = warehouse.refresh, warehouse.publish_snapshot
+
+    def refresh(con, *args, **kwargs):
+        t = time.perf_counter()
+        changes = inner_refresh(con, *args, **kwargs)
+        phases["refresh"] = phases.get("refresh", 0.0) + time.perf_counter() - t
+        for step, seconds in getattr(changes, "seconds", {}).items():
+            phases[f"refresh.{step}"] = phases.get(f"refresh.{step}", 0.0) + seconds
+        return changes
+
+    def publish(*args, **kwargs):
+        t = time.perf_counter()
+        out = inner_publish(*args, **kwargs)
+        phases["publish_snapshot"] = phases.get("publish_snapshot", 0.0) + time.perf_counter() - t
+        return out
+
+    warehouse.refresh, warehouse.publish_snapshot = refresh, publish
+    try:
+        yield phases
+    finally:
+        warehouse.refresh, warehouse.publish_snapshot = inner_refresh, inner_publish
+
+
+def load_with_the_loader(warehouse: Path, artifacts: Path, run_id: str, phases: dict[str, float]) -> int:
+    """``pipelines.load.load_run`` on the run's files; the score rows it added. ``phases``: total, refresh
+    (+ steps), publish_snapshot, and the rest (plan/batch checks, parquet reads, inserts, commits)."""
+    from pipelines.load import load_run
+
     t = time.perf_counter()
-    changes = refresh(con)  # what writer() does on exit
-    phases["refresh"] = time.perf_counter() - t
-    for step, seconds in changes.seconds.items():
-        phases[f"refresh.{step}"] = seconds
-    t = time.perf_counter()
-    con.execute("CHECKPOINT")
-    con.close()
-    phases["checkpoint_close"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if publish:
-        publish_snapshot(warehouse)
-    phases["publish_snapshot"] = time.perf_counter() - t
-    phases["total"] = time.perf_counter() - t0
-    return added
+    with warehouse_phases(phases):
+        result = load_run(str(artifacts), run_id, str(warehouse))
+    phases["total"] = time.perf_counter() - t
+    phases["check_read_insert"] = (
+        phases["total"] - phases.get("refresh", 0.0) - phases.get("publish_snapshot", 0.0)
+    )
+    return int(result["new_score_rows"])
 
 
 def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
     from pipelines.warehouse import writer
 
     t0 = time.perf_counter()
-    files, n_rows = write_load_files(tmp, args.load_rows, first_run=args.runs)
+    artifacts, run_id, n_rows = write_load_run(tmp, args.load_rows, first_run=args.runs)
     gen_s = time.perf_counter() - t0
 
     template = tmp / "template.duckdb"
@@ -428,7 +488,7 @@ def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
     loaded = tmp / "load_loaded.duckdb"
     big = tmp / "load_big.duckdb"
     shutil.copyfile(template, loaded)
-    load_run_files(loaded, files, {}, publish=False)  # holds the files' rows: the re-load target
+    load_with_the_loader(loaded, artifacts, run_id, {})  # holds the run's rows: the re-load target
 
     variants = ["load_empty", "reload_same"]
     if query_wh is not None and not args.skip_big_load:
@@ -451,7 +511,7 @@ def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
 
     def run(name: str) -> None:
         ph: dict[str, float] = {}
-        added[name] = load_run_files(target[name], files, ph)
+        added[name] = load_with_the_loader(target[name], artifacts, run_id, ph)
         phases[name].append(ph)
 
     timings = interleaved(
@@ -476,7 +536,8 @@ def bench_load(tmp: Path, args, query_wh: Path | None) -> dict[str, Any]:
     return {
         "rows": rows,
         "generate_parquet_s": gen_s,
-        "parquet_mb": sum(f.stat().st_size for f in files.values()) / 2**20,
+        "parquet_mb": sum(f.stat().st_size for f in artifacts.rglob("*.parquet")) / 2**20,
+        "batches": sum(1 for _ in artifacts.rglob("manifest.json")),
     }
 
 
@@ -657,12 +718,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "load" in args.parts:
             res = results["load"] = bench_load(tmp, args, query_wh)
             print(
-                f"## load {args.load_rows:,} score rows (parquet {res['parquet_mb']:.1f} MB, generated in {res['generate_parquet_s']:.1f} s)\n"
+                f"## load {args.load_rows:,} score rows with pipelines.load.load_run ({res['batches']:,} batches, parquet "
+                f"{res['parquet_mb']:.1f} MB, written in {res['generate_parquet_s']:.1f} s)\n"
             )
             print(markdown_table([{k: v for k, v in r.items() if "." not in k} for r in res["rows"]]) + "\n")
-            print("insert of the score rows alone, and the refresh's steps (seconds):\n")
+            print(
+                "the loader without its exit (checks, reads, inserts, commits), and the refresh's steps (seconds):\n"
+            )
             steps = [
-                {"variant": r["variant"], "insert scores": r.get("insert_commit.scores")}
+                {"variant": r["variant"], "check, read, insert": r.get("check_read_insert")}
                 | {k[8:]: v for k, v in r.items() if k.startswith("refresh.")}
                 for r in res["rows"]
             ]
