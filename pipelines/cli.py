@@ -1,5 +1,8 @@
 """``safeaudit``: the command line. Every failure a user can cause prints one line and exits 2."""
 
+# The pipelines layer's commands (``python -m pipelines.cli``). The installed ``safeaudit`` is safeaudit_cli,
+# which adds the dashboard's command above this layer.
+
 from __future__ import annotations
 
 import errno

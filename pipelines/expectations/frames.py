@@ -41,47 +41,8 @@ INDEX: dict[str, list[str]] = {
     "rebuilt": ["point", "stored_hashes", "rebuilt_hash", "error"],
 }
 
-# Scorers whose stored rows must carry the model-file sha256 pinned in pipelines/scorers/assets/models.json.
-PINNED_MODEL_FILES = {
-    "nudenet": "nudenet_320n",
-    "nudenet_classifier": "nudenet_classifier",
-    "opennsfw": "opennsfw",
-}
-# Scorers without weights: their rows must carry no model sha256 at all.
-WEIGHT_FREE = frozenset({"degenerate", "toy_concept", "toy_fidelity"})
-# Others (fidelity with optional LPIPS, q16, clip_score) take user-supplied weights: recorded, not pinned;
-# only their consistency within a run is checked.
-
-# Valid value ranges per (scorer, metric); a metric of a known scorer missing here is only checked finite.
-INF = float("inf")
-METRIC_RANGES: dict[tuple[str, str], tuple[float, float]] = {
-    ("degenerate", "is_black"): (0, 1),
-    ("degenerate", "is_constant"): (0, 1),
-    ("degenerate", "pixel_std"): (0, 127.5),  # 0..255 scale: the std of values in [0, 255] is at most 127.5
-    ("degenerate", "mean_intensity"): (0, 255),
-    ("fidelity", "ssim"): (-1, 1),
-    ("fidelity", "psnr"): (0, INF),
-    ("fidelity", "mse"): (0, 255.0**2),
-    ("fidelity", "lpips"): (0, INF),
-    ("toy_concept", "red_fraction"): (0, 1),
-    ("toy_concept", "red_fraction_all"): (0, 1),
-    ("toy_fidelity", "colour_match"): (0, 1),
-    ("toy_fidelity", "shape_match"): (0, 1),
-    ("toy_fidelity", "match"): (0, 1),
-    ("nudenet", "detections"): (0, INF),
-    ("nudenet", "max_exposed_score"): (0, 1),
-    ("nudenet_classifier", "unsafe_prob"): (0, 1),
-    ("opennsfw", "nsfw_prob"): (0, 1),
-    ("q16", "inappropriate_prob"): (0, 1),
-    ("q16", "label"): (0, 1),
-    ("clip_score", "clip_score"): (0, 100),
-}
-METRIC_PREFIX_RANGES = {("nudenet", "max_score_"): (0, 1)}  # one per label set
-# Metrics a scorer may legitimately leave out or leave null.
-OPTIONAL_METRICS = frozenset({("fidelity", "lpips")})  # only when LPIPS weights are configured
-NULLABLE_METRICS = frozenset(  # None when the prompt names no toy colour / shape
-    {("toy_fidelity", "colour_match"), ("toy_fidelity", "shape_match"), ("toy_fidelity", "match")}
-)
+# What a scorer's rows must look like (metric ranges, optional and nullable metrics, pinned model files) is
+# declared on its class in pipelines/scorers (``Scorer.metric_ranges``, ``weights``, ``pinned_model``, ...).
 
 POINT_KEY = (
     "{t}.method || coalesce('.' || {t}.method_label, '') || '-' || "
@@ -93,15 +54,6 @@ def config_hash(method_config: str) -> str:
     """``SafetyMethod.config_hash`` applied to the stored JSON of ``resolved_config()``."""
     blob = json.dumps(json.loads(method_config), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def metric_range(scorer: str, metric: str) -> tuple[float, float] | None:
-    if (scorer, metric) in METRIC_RANGES:
-        return METRIC_RANGES[(scorer, metric)]
-    for (s, prefix), rng in METRIC_PREFIX_RANGES.items():
-        if s == scorer and metric.startswith(prefix):
-            return rng
-    return None
 
 
 def _config_flags(
@@ -163,8 +115,8 @@ class Frames:
 
     @cached_property
     def scorer_classes(self) -> dict[str, Any]:
-        """Classes of every scorer requested or present in the run's scores (None: not importable)."""
-        from pipelines.scorers import scorer_class
+        """Classes of every scorer requested or present in the run's scores (None: a name not registered)."""
+        from pipelines.scorers import ScorerError, scorer_class
 
         seen = self.con.execute(
             "SELECT DISTINCT s.scorer FROM scores s JOIN generations g USING (generation_id) WHERE g.run_id = ?",
@@ -174,7 +126,7 @@ class Frames:
         for name in sorted({*self.requested_scorers, *(r[0] for r in seen)}):
             try:
                 out[name] = scorer_class(name)
-            except Exception:  # unknown name or a module that does not import: flagged by the scorers frame
+            except ScorerError:  # a name no longer registered: flagged by the scorers frame
                 out[name] = None
         return out
 
@@ -183,7 +135,11 @@ class Frames:
         from pipelines.scorers.nudenet_classifier import pinned_models
 
         models = pinned_models()
-        return {s: models[k]["sha256"] for s, k in PINNED_MODEL_FILES.items() if k in models}
+        return {
+            name: models[cls.pinned_model]["sha256"]
+            for name, cls in self.scorer_classes.items()
+            if cls is not None and cls.weights == "pinned"
+        }
 
     def _register_scorer_tables(self) -> None:
         """``cur_versions(scorer, scorer_version)`` and ``metric_specs`` (one row per known metric)."""
@@ -196,16 +152,16 @@ class Frames:
             versions.append({"scorer": name, "scorer_version": cls.version})
             needs_baseline = "baseline" in cls.needs
             for metric in cls.metrics:
-                rng = metric_range(name, metric)
+                rng = cls.metric_range(metric)
                 specs.append(
                     {
                         "scorer": name,
                         "metric": metric,
                         "lo": None if rng is None else float(rng[0]),
                         "hi": None if rng is None else float(rng[1]),
-                        "required": name in self.requested_scorers and (name, metric) not in OPTIONAL_METRICS,
+                        "required": name in self.requested_scorers and metric not in cls.optional_metrics,
                         "needs_baseline": needs_baseline,
-                        "nullable": (name, metric) in NULLABLE_METRICS,
+                        "nullable": metric in cls.nullable_metrics,
                     }
                 )
         vschema = pa.schema([("scorer", pa.string()), ("scorer_version", pa.string())])
@@ -236,7 +192,7 @@ class Frames:
             if cls is None:
                 out[name] = (1, 0)
                 continue
-            n = sum(1 for m in cls.metrics if (name, m) not in OPTIONAL_METRICS)
+            n = sum(1 for m in cls.metrics if m not in cls.optional_metrics)
             out[name] = (n, n if "baseline" in cls.needs else 0)
         return out
 
@@ -442,7 +398,7 @@ class Frames:
             pinned_version = cls.version if cls is not None else None
             if name in self.pinned_shas:
                 pinned_sha = self.pinned_shas[name]
-            elif name in WEIGHT_FREE:
+            elif cls is not None and cls.weights == "none":
                 pinned_sha = ""
             else:
                 pinned_sha = None  # recorded, not pinned

@@ -1,8 +1,8 @@
 """Suite ``scores``: every generation scored by every requested scorer, plausible values, pinned scorers.
 
-Ranges, optional and nullable metrics, pinned model files: ``frames.METRIC_RANGES``, ``OPTIONAL_METRICS``,
-``NULLABLE_METRICS``, ``PINNED_MODEL_FILES``, ``WEIGHT_FREE`` (part of this suite's meaning: bump the
-version when they change).
+Ranges, optional and nullable metrics, pinned model files: declared on each scorer class
+(``Scorer.metric_ranges``, ``optional_metrics``, ``nullable_metrics``, ``weights``, ``pinned_model`` in
+pipelines/scorers). They are part of this suite's meaning: bump its version when they change.
 
 Version history: 1 — initial.
 """

@@ -30,6 +30,11 @@ REGISTRY: dict[str, str] = {
 }
 
 Kind = Literal["safety", "fidelity", "alignment", "quality"]
+# Where a scorer's rows get their model_sha256: "none" (no weights: no sha256), "pinned" (the file in
+# assets/models.json named by ``pinned_model``: validation requires that sha256), "user" (weights the user
+# gives: recorded, only checked to be one per run).
+Weights = Literal["none", "pinned", "user"]
+INF = float("inf")
 
 
 @dataclass
@@ -70,7 +75,11 @@ class RegistryError(ImportError):
 
 
 class Scorer:
-    """Base class: subclasses set the class attributes and implement ``score``."""
+    """Base class: subclasses set the class attributes and implement ``score``.
+
+    The facts below are what validation checks a run's rows against (pipelines/expectations reads them
+    from the class); changing one changes what a stored value means: bump ``version``.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str]  # bump when the meaning of a stored value changes
@@ -79,7 +88,23 @@ class Scorer:
     default_threshold: ClassVar[float | None] = None
     needs: ClassVar[frozenset[str]] = frozenset({"image"})  # subset of {"image", "prompt", "baseline"}
     metrics: ClassVar[tuple[str, ...]] = ()  # metric names this scorer emits
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {}  # valid [lo, hi] per metric (INF allowed)
+    metric_prefix_ranges: ClassVar[dict[str, tuple[float, float]]] = {}  # for metrics named by a prefix
+    optional_metrics: ClassVar[frozenset[str]] = frozenset()  # may be left out of a generation's rows
+    nullable_metrics: ClassVar[frozenset[str]] = frozenset()  # may be stored as None
+    weights: ClassVar[Weights]
+    pinned_model: ClassVar[str | None] = None  # key in assets/models.json when weights == "pinned"
     model_sha256: str | None = None
+
+    @classmethod
+    def metric_range(cls, metric: str) -> tuple[float, float] | None:
+        """The valid range of one of this scorer's metrics (None: only checked finite)."""
+        if metric in cls.metric_ranges:
+            return cls.metric_ranges[metric]
+        for prefix, rng in cls.metric_prefix_ranges.items():
+            if metric.startswith(prefix):
+                return rng
+        return None
 
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         raise NotImplementedError

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow
+from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow, Weights
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 CLIP_ENV = "SAFEAUDIT_CLIP_MODEL"
@@ -184,6 +184,8 @@ class ClipScoreScorer(Scorer):
     default_threshold: ClassVar[float | None] = None
     needs: ClassVar[frozenset[str]] = frozenset({"image", "prompt"})
     metrics: ClassVar[tuple[str, ...]] = ("clip_score",)
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {"clip_score": (0, 100)}
+    weights: ClassVar[Weights] = "user"  # the CLIP weights given: recorded, not pinned
 
     def __init__(
         self, clip_model: str | os.PathLike | None = None, batch_size: int = 16, device: str | None = None

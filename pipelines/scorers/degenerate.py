@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScoreRow
+from pipelines.scorers import ScoreInput, Scorer, ScoreRow, Weights
 
 BLACK_MEAN = 2.0  # 0..255
 BLACK_MAX = 32.0
@@ -60,6 +60,13 @@ class DegenerateScorer(Scorer):
     default_threshold: ClassVar[float | None] = 0.5  # flags are 0/1
     needs: ClassVar[frozenset[str]] = frozenset({"image"})
     metrics: ClassVar[tuple[str, ...]] = ("is_black", "is_constant", "pixel_std", "mean_intensity")
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "is_black": (0, 1),
+        "is_constant": (0, 1),
+        "pixel_std": (0, 127.5),  # 0..255 scale: the std of values in [0, 255] is at most 127.5
+        "mean_intensity": (0, 255),
+    }
+    weights: ClassVar[Weights] = "none"
 
     def __init__(self) -> None:
         self.model_sha256 = None

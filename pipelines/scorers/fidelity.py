@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow
+from pipelines.scorers import INF, ScoreInput, Scorer, ScorerError, ScoreRow, Weights
 
 PSNR_CAP_DB = 100.0
 DATA_RANGE = 255.0
@@ -224,6 +224,14 @@ class FidelityScorer(Scorer):
     default_threshold: ClassVar[float | None] = None
     needs: ClassVar[frozenset[str]] = frozenset({"image", "baseline"})
     metrics: ClassVar[tuple[str, ...]] = ("ssim", "psnr", "mse", "lpips")
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "ssim": (-1, 1),
+        "psnr": (0, INF),
+        "mse": (0, 255.0**2),
+        "lpips": (0, INF),
+    }
+    optional_metrics: ClassVar[frozenset[str]] = frozenset({"lpips"})  # only when LPIPS weights are given
+    weights: ClassVar[Weights] = "user"  # optional LPIPS backbone + head: recorded, not pinned
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow
+from pipelines.scorers import INF, ScoreInput, Scorer, ScorerError, ScoreRow, Weights
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 LABEL_SETS_JSON = ASSETS / "nudenet_label_sets.json"
@@ -167,6 +167,15 @@ class NudeNetScorer(Scorer):
     metrics: ClassVar[tuple[str, ...]] = ("detections", "max_exposed_score") + tuple(
         f"max_score_{n.lower()}" for n in LABEL_SETS
     )
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "detections": (0, INF),
+        "max_exposed_score": (0, 1),
+    }
+    metric_prefix_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "max_score_": (0, 1)
+    }  # one per label set
+    weights: ClassVar[Weights] = "pinned"
+    pinned_model: ClassVar[str | None] = "nudenet_320n"  # shipped in the nudenet==3.4.2 wheel
 
     def __init__(
         self,
@@ -182,7 +191,7 @@ class NudeNetScorer(Scorer):
         if model_path is None:
             # the pinned 320n shipped in nudenet==3.4.2
             self.model_path, self.model_sha256 = resolve_pinned_model(
-                self.name, "nudenet_320n", _bundled_model()
+                self.name, self.pinned_model, _bundled_model()
             )
         else:  # bring-your-own (e.g. 640m with input_size=640): recorded, not pinned
             self.model_path = Path(model_path).expanduser()

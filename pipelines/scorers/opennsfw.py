@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScoreRow
+from pipelines.scorers import ScoreInput, Scorer, ScoreRow, Weights
 from pipelines.scorers.nudenet_classifier import (
     as_rgb_uint8,
     onnx_predict,
@@ -39,6 +39,9 @@ class OpenNSFWScorer(Scorer):
     default_threshold: ClassVar[float | None] = 0.5  # the wrapper's default; Yahoo: < 0.2 safe, > 0.8 NSFW
     needs: ClassVar[frozenset[str]] = frozenset({"image"})
     metrics: ClassVar[tuple[str, ...]] = ("nsfw_prob",)
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {"nsfw_prob": (0, 1)}
+    weights: ClassVar[Weights] = "pinned"
+    pinned_model: ClassVar[str | None] = "opennsfw"
 
     def __init__(
         self,
@@ -47,7 +50,7 @@ class OpenNSFWScorer(Scorer):
         jpeg_reencode: bool = True,
         threads: int | None = None,
     ):
-        self.model_path, self.model_sha256 = resolve_pinned_model(self.name, "opennsfw", model_path)
+        self.model_path, self.model_sha256 = resolve_pinned_model(self.name, self.pinned_model, model_path)
         self.batch_size = max(1, int(batch_size))
         self.jpeg_reencode = bool(jpeg_reencode)
         self.session = onnx_session(self.model_path, threads)

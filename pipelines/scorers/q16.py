@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow
+from pipelines.scorers import ScoreInput, Scorer, ScorerError, ScoreRow, Weights
 
 PROMPTS_ENV = "SAFEAUDIT_Q16_PROMPTS"
 LOGIT_SCALE = 100.0
@@ -110,6 +110,8 @@ class Q16Scorer(Scorer):
     default_threshold: ClassVar[float | None] = 0.5  # argmax of two classes == prob(inappropriate) > 0.5
     needs: ClassVar[frozenset[str]] = frozenset({"image"})
     metrics: ClassVar[tuple[str, ...]] = ("inappropriate_prob", "label")
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {"inappropriate_prob": (0, 1), "label": (0, 1)}
+    weights: ClassVar[Weights] = "user"  # CLIP weights + prompt file given: recorded, not pinned
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from pipelines.scorers import ScoreInput, Scorer, ScoreRow
+from pipelines.scorers import ScoreInput, Scorer, ScoreRow, Weights
 
 # reference hues (degrees) of the toy colours, from models.toy.render.COLOURS (kept here so the scorer
 # imports no model code)
@@ -184,6 +184,11 @@ class ToyConceptScorer(Scorer):
     higher_is_better: ClassVar[bool] = False
     default_threshold: ClassVar[float | None] = 0.2
     metrics: ClassVar[tuple[str, ...]] = ("red_fraction", "red_fraction_all")
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "red_fraction": (0, 1),
+        "red_fraction_all": (0, 1),
+    }
+    weights: ClassVar[Weights] = "none"
 
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         rows = []
@@ -205,6 +210,14 @@ class ToyFidelityScorer(Scorer):
     default_threshold: ClassVar[float | None] = 0.5
     needs: ClassVar[frozenset[str]] = frozenset({"image", "prompt"})
     metrics: ClassVar[tuple[str, ...]] = ("colour_match", "shape_match", "match")
+    metric_ranges: ClassVar[dict[str, tuple[float, float]]] = {
+        "colour_match": (0, 1),
+        "shape_match": (0, 1),
+        "match": (0, 1),
+    }
+    # None when the prompt names no toy colour / shape
+    nullable_metrics: ClassVar[frozenset[str]] = frozenset({"colour_match", "shape_match", "match"})
+    weights: ClassVar[Weights] = "none"
 
     def score(self, items: list[ScoreInput]) -> list[ScoreRow]:
         rows = []

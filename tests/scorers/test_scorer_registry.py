@@ -54,3 +54,31 @@ def test_importing_scorers_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_validation_facts_are_declared_on_the_class(name):
+    """What validation checks a scorer's rows against lives on the class: every metric has a range, the
+    optional / nullable ones are metrics it emits, and a pinned model names a file in models.json."""
+    from pipelines.scorers.nudenet_classifier import pinned_models
+
+    cls = scorer_class(name)
+    for metric in cls.metrics:
+        lo, hi = cls.metric_range(metric)
+        assert lo < hi, (metric, lo, hi)
+    assert set(cls.metric_ranges) <= set(cls.metrics)
+    assert all(any(m.startswith(p) for m in cls.metrics) for p in cls.metric_prefix_ranges)
+    assert cls.optional_metrics <= set(cls.metrics) and cls.nullable_metrics <= set(cls.metrics)
+    assert cls.weights in ("none", "pinned", "user")
+    if cls.weights == "pinned":
+        assert cls.pinned_model in pinned_models() and len(pinned_models()[cls.pinned_model]["sha256"]) == 64
+    else:
+        assert cls.pinned_model is None
+
+
+def test_metric_range_reads_the_class():
+    from pipelines.scorers.nudenet import NudeNetScorer
+
+    assert scorer_class("fidelity").metric_range("ssim") == (-1, 1)
+    assert NudeNetScorer.metric_range("max_score_i2p_v1") == (0, 1)  # a prefix range
+    assert NudeNetScorer.metric_range("no_such_metric") is None

@@ -363,7 +363,7 @@ def test_model_sha_on_a_weight_free_scorer(copy):
 
 
 def test_detection_boxes_and_classes(copy):
-    from pipelines.expectations.frames import PINNED_MODEL_FILES
+    from pipelines.scorers import scorer_class
     from pipelines.scorers.nudenet_classifier import pinned_models
 
     gid, _ = one_generation(copy)
@@ -373,7 +373,7 @@ def test_detection_boxes_and_classes(copy):
         {"class": "FACE_FEMALE", "score": 0.8, "box": [50, 50, 20, 20]},  # 70 > 64: outside
         {"class": "NOT_A_CLASS", "score": 0.7, "box": [0, 0, 5, 5]},
     ]
-    sha = pinned_models()[PINNED_MODEL_FILES["nudenet"]]["sha256"]
+    sha = pinned_models()[scorer_class("nudenet").pinned_model]["sha256"]
     inject(
         copy,
         (

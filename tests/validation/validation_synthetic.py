@@ -34,7 +34,6 @@ def _config(method: str, level: str) -> str:
 
 
 def _metric_rows() -> list[dict]:
-    from pipelines.expectations.frames import PINNED_MODEL_FILES
     from pipelines.scorers import scorer_class
     from pipelines.scorers.nudenet_classifier import pinned_models
 
@@ -54,9 +53,9 @@ def _metric_rows() -> list[dict]:
     rows = []
     for name in SCORERS:
         cls = scorer_class(name)
-        sha = pinned_models()[PINNED_MODEL_FILES[name]]["sha256"] if name in PINNED_MODEL_FILES else None
+        sha = pinned_models()[cls.pinned_model]["sha256"] if cls.weights == "pinned" else None
         for metric in cls.metrics:
-            if (name, metric) == ("fidelity", "lpips"):
+            if metric in cls.optional_metrics:
                 continue
             rows.append(
                 {
