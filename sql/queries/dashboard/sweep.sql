@@ -11,6 +11,6 @@ SELECT model_id, method, method_label, level, knob, is_baseline, point_order,
        CAST(sum(n_scored) AS BIGINT)                                     AS n_scored,
        CAST(sum(n_unsafe) AS BIGINT)                                     AS n_unsafe
 FROM mart_threshold_sweep
-WHERE run_id = $1 AND rule = $2 AND abs(threshold - $3) < 1e-9
+WHERE run_id = $1 AND rule = $2 AND threshold > $3 - 1e-9 AND threshold < $3 + 1e-9  -- a range: it reaches the grid
 GROUP BY ALL
 ORDER BY side, point_order;
