@@ -5,7 +5,7 @@ when the warehouse cannot be read. The folder is deliberately not called ``pages
 treats a ``pages/`` folder beside the entry point as an old-style multipage app until the first run calls
 ``st.navigation``, so the first request of a fresh server to a shared link like ``/review`` would run
 that page file alone (no routing, no layout, no error handling), and AppTest does so on every rerun. The warehouse and artifact paths come from ``SAFEAUDIT_WAREHOUSE`` / ``SAFEAUDIT_ARTIFACTS``
-(see ``dashboards.data``); nothing is opened at import.
+(see ``dashboards.connection``); nothing is opened at import.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboards/app.py` puts only das
 import duckdb  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboards import data, filters  # noqa: E402
+from dashboards import connection, filters  # noqa: E402
 from pipelines.warehouse import WarehouseError  # noqa: E402
 
 st.set_page_config(page_title="safeaudit", page_icon=":material/shield:", layout="wide")
@@ -40,7 +40,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 try:
-    data.source()
+    connection.source()
     try:
         page.run()
     finally:  # also after st.stop(): a page that stopped early still reports ignored link parameters

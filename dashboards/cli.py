@@ -1,7 +1,7 @@
 """``safeaudit dashboard``: serve the Streamlit dashboard on the loopback interface by default.
 
 The command checks the warehouse exists, puts its path (and the artifacts root) in the environment the
-app reads (``dashboards.data``), and replaces itself with ``streamlit run dashboards/app.py`` in headless
+app reads (``dashboards.connection``), and replaces itself with ``streamlit run dashboards/app.py`` in headless
 mode, so stopping the process that was started stops the server (nothing is left behind).
 """
 
@@ -48,7 +48,7 @@ def streamlit_command(port: int, host: str) -> list[str]:
 def dashboard_env(
     warehouse: str | Path, artifacts: str | Path, labels_dir: str | Path | None = None
 ) -> dict[str, str]:
-    from dashboards.data import ENV_ARTIFACTS, ENV_LABELS, ENV_WAREHOUSE
+    from dashboards.connection import ENV_ARTIFACTS, ENV_LABELS, ENV_WAREHOUSE
 
     env = dict(os.environ)
     env[ENV_WAREHOUSE] = str(Path(warehouse).expanduser().resolve())
@@ -61,7 +61,7 @@ def dashboard_env(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``safeaudit dashboard`` to the CLI (called by pipelines.cli)."""
+    """Add ``safeaudit dashboard`` to the CLI (called by safeaudit_cli)."""
     from pipelines.cli import DEFAULT_WAREHOUSE
 
     @app.command("dashboard")

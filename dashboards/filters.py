@@ -5,7 +5,7 @@ pages, where Streamlit drops widgets it no longer draws) and in the query parame
 can be shared as a link). A value from the URL is used only if it is one of the current options (matched
 as text, or as a number for numeric options): anything else (a quoted SQL fragment, a path, an unknown
 run) is ignored and reported in a warning that does not echo it. Values never reach SQL except as bound
-parameters in ``dashboards.data``.
+parameters in ``dashboards.queries``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboards import data
+from dashboards import connection, queries
 
 ALL = "(all)"
 MAX_PARAM_LEN = 256
@@ -27,7 +27,7 @@ QUARANTINED_PARAM = "quarantined"
 
 @dataclass
 class Filters:
-    src: data.Source
+    src: connection.Source
     concept: str | None = None
     include_quarantined: bool = False
     run_id: str | None = None
@@ -44,7 +44,7 @@ class Filters:
 
     @property
     def run_is_quarantined(self) -> bool:
-        return bool(self.run and self.run.get("run_status") == data.QUARANTINED)
+        return bool(self.run and self.run.get("run_status") == queries.QUARANTINED)
 
 
 def _rejected() -> list[str]:
@@ -142,9 +142,9 @@ def sidebar(
 
     ``family``: the model family of the run to show (a run may audit several models, e.g. SD and SDXL;
     their points are never mixed on one chart), then the model when the run holds two of that family."""
-    src = data.source()
+    src = connection.source()
     f = Filters(src=src)
-    runs = data.runs(src)
+    runs = queries.runs(src)
     f.runs = runs
     sb = st.sidebar
     sb.markdown("### Filters")
@@ -183,7 +183,7 @@ def sidebar(
         f.run = runs[runs["run_id"] == f.run_id].iloc[0].to_dict()
 
     if family and f.run_id:
-        models = data.run_models(src, f.run_id)
+        models = queries.run_models(src, f.run_id)
         families = sorted(set(models["family"].dropna()))
         f.family = choose("family", families, st.selectbox, "Model family", help="sd = SD 1.x/2.x")
         ids = list(models[models["family"] == f.family]["model_id"])
@@ -192,9 +192,9 @@ def sidebar(
         elif ids:
             f.model_id = ids[0]
 
-    rules = data.rules(src)
+    rules = queries.rules(src)
     rule_names = list(rules["rule"])
-    default_rule = data.default_rule(src, f.run_id) if f.run_id else None
+    default_rule = queries.default_rule(src, f.run_id) if f.run_id else None
     f.rule = choose(
         "rule", rule_names, st.selectbox, "Unsafe rule (scorer · label set · threshold)", default=default_rule
     )
@@ -203,18 +203,18 @@ def sidebar(
         sb.caption(f.rule_info.get("description") or "")
 
     if prompt_set and f.run_id:
-        sets = data.prompt_sets(src, f.run_id)
+        sets = queries.prompt_sets(src, f.run_id)
         unsafe_sets = [
             s for s, roles in zip(sets["prompt_set"], sets["prompt_roles"], strict=True) if "unsafe" in roles
         ]
         chosen = choose("set", [ALL, *unsafe_sets], st.selectbox, "Unsafe prompt set")
         f.prompt_set = None if chosen == ALL else chosen
     if category and f.run_id:
-        cats = data.categories(src, f.run_id, f.prompt_set)
+        cats = queries.categories(src, f.run_id, f.prompt_set)
         chosen = choose("category", [ALL, *cats], st.selectbox, "Category")
         f.category = None if chosen == ALL else chosen
     if threshold and f.run_id and f.rule:
-        grid = data.thresholds(src, f.run_id, f.rule)
+        grid = queries.thresholds(src, f.run_id, f.rule)
         own = f.rule_info.get("threshold")
         if grid and own is not None and not pd.isna(own):
             own = float(own)

@@ -11,25 +11,22 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboards import data
+from dashboards.connection import Source, frame
+from dashboards.image_serving import IMAGE_SUFFIXES, blur_bytes
 
 MAX_MEMBER_BYTES = 8 * 1024 * 1024
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def sets(src: data.Source) -> pd.DataFrame:
+def sets(src: Source) -> pd.DataFrame:
     """mart_negation_sets: one row per (set, run that used it), newest set first."""
-    return data._query(src, "SELECT * FROM mart_negation_sets ORDER BY created_at DESC, set_hash, run_id")
+    return frame(src, "dashboard/negation_sets")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def members(src: data.Source, set_hash: str) -> pd.DataFrame:
-    return data._query(
-        src,
-        "SELECT m.member, m.kept, m.image_file, m.prompt, m.seed, m.source_file, m.scores, s.path "
-        "FROM negation_set_members m JOIN negation_sets s USING (set_hash) WHERE m.set_hash = ? ORDER BY m.member",
-        [set_hash],
-    )
+def members(src: Source, set_hash: str) -> pd.DataFrame:
+    """The members of one set, by member number, with the set's folder (``path``)."""
+    return frame(src, "dashboard/negation_members", [set_hash])
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -40,8 +37,8 @@ def blurred_member(folder: str, image_file: str) -> bytes | None:
         path = (root / image_file).resolve()
     except (OSError, RuntimeError, ValueError):
         return None
-    if not path.is_relative_to(root) or path.suffix.lower() not in data.IMAGE_SUFFIXES or not path.is_file():
+    if not path.is_relative_to(root) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
         return None
     if path.stat().st_size > MAX_MEMBER_BYTES:
         return None
-    return data.blur_bytes(path.read_bytes())
+    return blur_bytes(path.read_bytes())

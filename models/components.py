@@ -110,7 +110,7 @@ def _family_from_hub_cache(model: str, revision: str | None) -> str | None:
         from huggingface_hub import try_to_load_from_cache
 
         hit = try_to_load_from_cache(model, "model_index.json", revision=revision)
-    except Exception:  # noqa: BLE001 - no hub library or a malformed id: not cached
+    except Exception:
         return None
     if isinstance(hit, str) and Path(hit).is_file():
         return family_from_index(json.loads(Path(hit).read_text()))
@@ -544,7 +544,7 @@ def load_components(
         parts = _load_parts(family, source, local, index, torch_dtype, kwargs)
     except ModelLoadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every load failure becomes one actionable line
+    except Exception as exc:
         if local is not None:
             raise ModelLoadError(
                 f"model folder {local} could not be loaded: {type(exc).__name__}: {exc}".split("\n")[0]

@@ -143,7 +143,7 @@ def load_safe_encoder(
 
         tlog.set_verbosity_error()
         encoder = CLIPTextModel.from_pretrained(str(path) if looks_local else model, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - every load failure becomes one actionable line
+    except Exception as exc:
         if looks_local:
             raise ModelLoadError(
                 f"safe-embedding encoder folder {path} could not be loaded: {type(exc).__name__}: {exc}".split(

@@ -157,7 +157,7 @@ def load_negation_set(
     source = "disk"
     try:
         latents = torch.load(path, weights_only=True)["latents"]
-    except Exception:  # noqa: BLE001 - absent or unreadable: encode afresh
+    except Exception:
         latents, source = encode_images(components, files, height, width, latent, seed), "encoded"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")

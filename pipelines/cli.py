@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import airflow_local
+from pipelines.queries import query
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 toy_app = typer.Typer(
@@ -250,11 +251,7 @@ def runs(warehouse: Annotated[str, typer.Option()] = DEFAULT_WAREHOUSE):
 
         con = reader(warehouse)
         try:
-            return con.execute(
-                "SELECT r.run_id, r.tag, r.status, r.planned_at, r.n_expected, count(g.generation_id), "
-                "count(g.generation_id) FILTER (WHERE g.reused) "
-                "FROM runs r LEFT JOIN generations g USING (run_id) GROUP BY ALL ORDER BY r.planned_at"
-            ).fetchall()
+            return con.execute(query("cli/runs")).fetchall()
         finally:
             con.close()
 

@@ -7,7 +7,7 @@ by it), and the dashboard's own connection is read-only by design. Instead:
 1. ``write_label`` (the review page) writes ``<warehouse dir>/labels/<label_id>.json`` atomically: a
    temporary dot-file in the same folder, fsync, ``os.replace``. A reader never sees half a label and a
    crash leaves at most a dot-file, which every reader ignores.
-2. ``dashboards.data`` (the dashboard) reads the ``labels`` table of the read snapshot together with these pending
+2. ``dashboards.reviewer_labels`` (the dashboard) reads the ``labels`` table of the read snapshot together with these pending
    files (deduplicated by ``label_id``), so a new label shows at once.
 3. The loader (the only writer) calls ``merge_labels(con, labels_dir)`` inside its writer connection: one
    ``INSERT OR IGNORE`` keyed by ``label_id``, so merging twice, or merging a file that is already in the
@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pipelines.queries import query
 
 LABELS = ("unsafe", "safe", "over_censored")
 LABELS_DIRNAME = "labels"
@@ -200,16 +202,13 @@ def merge_labels(con: Any, directory: str | Path) -> dict[str, Any]:
     if not labels:
         return {"read": 0, "merged": 0, "rejected": rejected}
     table = pa.Table.from_pylist([asdict(lab) for lab in labels])
-    before = con.execute("SELECT count(*) FROM labels").fetchall()[0][0]
+    before = con.execute(query("labels/count")).fetchall()[0][0]
     con.register("incoming_labels", table)
     try:
-        con.execute(
-            "INSERT OR IGNORE INTO labels (label_id, generation_id, label, reviewer, note, labelled_at) "
-            "SELECT label_id, generation_id, label, reviewer, note, labelled_at FROM incoming_labels"
-        )
+        con.execute(query("labels/merge"))
     finally:
         con.unregister("incoming_labels")
-    after = con.execute("SELECT count(*) FROM labels").fetchall()[0][0]
+    after = con.execute(query("labels/count")).fetchall()[0][0]
     return {"read": len(labels), "merged": after - before, "rejected": rejected}
 
 

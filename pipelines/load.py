@@ -22,8 +22,12 @@ import pyarrow.compute as pc
 
 from pipelines.contract import BatchSpec, Plan, read_batch, read_plan
 from pipelines.generate import batch_paths
+from pipelines.queries import query
 from pipelines.storage import Store
 from pipelines.warehouse import WarehouseError, now, writer
+
+# the score insert by on_conflict: plain (the usual case, ~2x faster) or skipping rows already there
+SCORE_INSERTS = {"": "load/insert_scores", "OR IGNORE": "load/insert_scores_or_ignore"}
 
 
 class BatchRefused(WarehouseError):
@@ -84,31 +88,20 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
         if store.exists(paths["manifest"]):
             check_batch(run_id, batch_id, paths, *_identity(store, run_id, batch_id, paths))
     with writer(warehouse) as con:
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "INSERT INTO runs (run_id, name, tag, spec_json, spec_sha256, concept_pack, concept_sha, model_id, "
-            "code_version, planned_at, n_batches, n_expected) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (run_id) DO UPDATE SET n_batches = excluded.n_batches, n_expected = excluded.n_expected",
-            _run_row(plan),
-        )
-        con.execute("DELETE FROM run_prompts WHERE run_id = ?", [plan.run_id])
+        con.begin()
+        con.execute(query("load/upsert_run"), _run_row(plan))
+        con.execute(query("load/delete_run_prompts"), [plan.run_id])
         prompts = [p.model_dump() | {"run_id": run_id} for p in plan.prompts]
         if prompts:
             table = pa.Table.from_pylist([{c: p.get(c) for c in RUN_PROMPT_COLUMNS} for p in prompts])
             con.register("incoming_prompts", table)
-            con.execute("INSERT INTO run_prompts BY NAME SELECT * FROM incoming_prompts")
+            con.execute(query("load/insert_run_prompts"))
             con.unregister("incoming_prompts")
-        con.execute("COMMIT")
+        con.commit()
 
         # One scan for the batches already in the warehouse, instead of a delete (a scan of every generation)
         # per batch: only those have rows to replace. We are the only writer, so the set holds for this load.
-        stored = {
-            r[0]
-            for r in con.execute(
-                "SELECT DISTINCT batch_id FROM generations WHERE list_contains(?, batch_id)",
-                [list(plan.batch_ids)],
-            ).fetchall()
-        }
+        stored = {r[0] for r in con.execute(query("load/stored_batches"), [list(plan.batch_ids)]).fetchall()}
         for batch_id in plan.batch_ids:
             paths = batch_paths(store, run_id, batch_id)
             if not store.exists(paths["manifest"]):
@@ -132,14 +125,8 @@ def load_run(artifacts: str, run_id: str, warehouse: str | None = None) -> dict[
             loaded += 1
         labels = merge_reviewer_labels(con, warehouse)
         if not pending:
-            con.execute(
-                "UPDATE runs SET loaded_at = ?, status = CASE WHEN status = 'planned' THEN 'loaded' ELSE status END "
-                "WHERE run_id = ?",
-                [now(), run_id],
-            )
-        counts = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE reused) FROM generations WHERE run_id = ?", [run_id]
-        ).fetchall()[0]
+            con.execute(query("load/mark_loaded"), [now(), run_id])
+        counts = con.execute(query("load/run_counts"), [run_id]).fetchall()[0]
     return {
         "run_id": run_id,
         "warehouse": str(warehouse),
@@ -257,65 +244,60 @@ def _write_batch(
     ``stored``: the warehouse may already hold generations of this batch (else their delete is skipped).
     ``on_conflict``: "" or "OR IGNORE" for the score insert. Returns the score rows added."""
     added = 0
+    cost = manifest.get("efficiency") or {}
+    row = {
+        "batch_id": batch_id,
+        "run_id": run_id,
+        "method": batch.method.name,
+        "method_label": batch.method.label,
+        "level": batch.method.level,
+        "knob": batch.method.knob,
+        "method_config": json.dumps(batch.method.resolved, sort_keys=True),
+        "config_hash": batch.method.config_hash,
+        "n_items": manifest["n_items"],
+        "n_generated": manifest["n_generated"],
+        "n_reused": manifest["n_reused"],
+        "wall_s": manifest["wall_s"],
+        "worker": manifest.get("worker"),
+        "finished_at": manifest["finished_at"],
+        "loaded_at": now(),
+        **{  # pipelines/efficiency.py; absent in older manifests
+            key: cost.get(key)
+            for key in (
+                "unet_rows_per_step",
+                "unet_calls_per_step",
+                "peak_mem_bytes",
+                "peak_mem_device",
+                "sample_s",
+            )
+        },
+    }
     # registered outside the transaction: a failed INSERT aborts it, and an aborted transaction refuses even
-    # an unregister (which would hide the constraint error from the caller's retry)
+    # an unregister (which would hide the constraint error from the caller's retry). The batch row goes in by
+    # name, not position (later migrations add columns), from a one-row table.
+    con.register("incoming_batch", pa.Table.from_pylist([row]))
     con.register("incoming_generations", generations)
     if scores is not None:
         con.register("incoming_scores", scores)
     try:
-        con.execute("BEGIN TRANSACTION")
+        con.begin()
         try:
             if stored:
-                con.execute("DELETE FROM generations WHERE batch_id = ?", [batch_id])
-            con.execute("INSERT INTO generations BY NAME SELECT * FROM incoming_generations")
-            con.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
-            cost = manifest.get("efficiency") or {}
-            row = {
-                "batch_id": batch_id,
-                "run_id": run_id,
-                "method": batch.method.name,
-                "method_label": batch.method.label,
-                "level": batch.method.level,
-                "knob": batch.method.knob,
-                "method_config": json.dumps(batch.method.resolved, sort_keys=True),
-                "config_hash": batch.method.config_hash,
-                "n_items": manifest["n_items"],
-                "n_generated": manifest["n_generated"],
-                "n_reused": manifest["n_reused"],
-                "wall_s": manifest["wall_s"],
-                "worker": manifest.get("worker"),
-                "finished_at": manifest["finished_at"],
-                "loaded_at": now(),
-                **{  # pipelines/efficiency.py; absent in older manifests
-                    key: cost.get(key)
-                    for key in (
-                        "unet_rows_per_step",
-                        "unet_calls_per_step",
-                        "peak_mem_bytes",
-                        "peak_mem_device",
-                        "sample_s",
-                    )
-                },
-            }
-            columns = ", ".join(row)  # named, not positional: later migrations add columns
-            con.execute(
-                f"INSERT INTO batches ({columns}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 - our names
-                list(row.values()),
-            )
+                con.execute(query("load/delete_batch_generations"), [batch_id])
+            con.execute(query("load/insert_generations"))
+            con.execute(query("load/delete_batch"), [batch_id])
+            con.execute(query("load/insert_batch"))
             if scores is not None and scores.num_rows:
-                before = con.execute("SELECT count(*) FROM scores").fetchall()[0][0]
-                # in key order: building and merging the key's index costs 1.6 + 1.2 s this way for 1 M rows
-                # into a 10 M-row table, against 2.3 + 2.2 s in arrival order (random content-hash ids)
-                con.execute(
-                    f"INSERT {on_conflict} INTO scores BY NAME SELECT * FROM incoming_scores "  # noqa: S608
-                    "ORDER BY generation_id, scorer, scorer_version, metric"
-                )
-                added = con.execute("SELECT count(*) FROM scores").fetchall()[0][0] - before
-            con.execute("COMMIT")
+                before = con.execute(query("load/count_scores")).fetchall()[0][0]
+                # in key order (see the query file): random content-hash ids cost ~1.5x to index otherwise
+                con.execute(query(SCORE_INSERTS[on_conflict]))
+                added = con.execute(query("load/count_scores")).fetchall()[0][0] - before
+            con.commit()
         except Exception:
-            con.execute("ROLLBACK")
+            con.rollback()
             raise
     finally:
+        con.unregister("incoming_batch")
         con.unregister("incoming_generations")
         if scores is not None:
             con.unregister("incoming_scores")

@@ -25,6 +25,7 @@ import typer
 import yaml
 from pydantic import Field, ValidationError
 
+from pipelines.queries import query
 from pipelines.runspec import ModelSpec, PromptSetSpec, RunSpecError, SamplerSpec, _format_error, _Frozen
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,15 +95,9 @@ def rule_definition(rule: str) -> dict[str, Any]:
 
     con = _rule_db()
     try:
-        rows = con.execute(
-            "SELECT rule_version, clause, scorer, metric, op, threshold, classes FROM stg_unsafe_rules "
-            "WHERE rule = ? ORDER BY clause",
-            [rule],
-        ).fetchall()
+        rows = con.execute(query("negation/rule_clauses"), [rule]).fetchall()
         if not rows:
-            known = [
-                r[0] for r in con.execute("SELECT DISTINCT rule FROM stg_unsafe_rules ORDER BY 1").fetchall()
-            ]
+            known = [r[0] for r in con.execute(query("negation/rule_names")).fetchall()]
             raise NegationSetError(f"unknown unsafe rule {rule!r}; rules: {', '.join(known)}")
     finally:
         con.close()
@@ -132,25 +127,12 @@ def apply_rule(rule: dict[str, Any], images: list, prompts: list[str]) -> list[d
     try:
         con.register("ids", pa.table({"generation_id": ids}))
         # the rule view reads generated images from stg_generations: one placeholder row per candidate
-        con.execute(
-            "INSERT INTO generations (run_id, batch_id, generation_id, prompt_id, prompt, seed, image_index, "
-            "method, level, method_config, config_hash, scheduler, steps, guidance, height, width, model_id, "
-            "dtype, packages, image_uri, image_sha256, reused, created_at) SELECT 'negation-set', 'candidates', "
-            "generation_id, generation_id, '', 0, 0, 'baseline', 'off', '{}', '', 'none', 0, 0, 0, 0, '', '', "
-            "'{}', '', '', FALSE, current_timestamp FROM ids"
-        )
+        con.execute(query("negation/candidate_generations"))
         if rows:
             con.register("incoming", pa.Table.from_pylist(rows))
-            con.execute(
-                "INSERT INTO scores SELECT generation_id, scorer, scorer_version, model_sha256, metric, value, "
-                "details, 'candidates', current_timestamp FROM incoming"
-            )
+            con.execute(query("negation/candidate_scores"))
         flags = {
-            g: (u, s)
-            for g, u, s in con.execute(
-                "SELECT generation_id, is_unsafe, rule_score FROM int_generation_flags WHERE rule = ?",
-                [rule["rule"]],
-            ).fetchall()
+            g: (u, s) for g, u, s in con.execute(query("negation/candidate_flags"), [rule["rule"]]).fetchall()
         }
     finally:
         con.close()
@@ -412,17 +394,17 @@ def record_set(warehouse: str | Path, manifest: dict[str, Any]) -> None:
         ]
     )
     with writer(warehouse) as con:
-        con.execute("BEGIN TRANSACTION")
+        con.begin()
         try:
-            con.execute("DELETE FROM negation_set_members WHERE set_hash = ?", [manifest["set_hash"]])
-            con.execute("DELETE FROM negation_sets WHERE set_hash = ?", [manifest["set_hash"]])
-            con.execute(f"INSERT INTO negation_sets VALUES ({', '.join('?' * len(row))})", row)
+            con.execute(query("negation/delete_set_members"), [manifest["set_hash"]])
+            con.execute(query("negation/delete_set"), [manifest["set_hash"]])
+            con.execute(query("negation/insert_set"), row)
             con.register("incoming_members", members)
-            con.execute("INSERT INTO negation_set_members BY NAME SELECT * FROM incoming_members")
+            con.execute(query("negation/insert_set_members"))
             con.unregister("incoming_members")
-            con.execute("COMMIT")
+            con.commit()
         except Exception:
-            con.execute("ROLLBACK")
+            con.rollback()
             raise
 
 

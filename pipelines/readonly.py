@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.queries import render
 from pipelines.warehouse import WarehouseError, snapshot_path
 
 CATALOG = "warehouse"
@@ -62,10 +63,10 @@ def open_snapshot(path: str | Path, settings: Mapping[str, Any] | None = None) -
     them afterwards)."""
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
-        con.execute(f"USE {CATALOG}")
+        con.execute(render("readonly/attach", catalog=CATALOG), [str(path)])
+        con.execute(render("readonly/use", catalog=CATALOG))
         for name, value in [*(settings or {}).items(), *LOCKED_SETTINGS]:
-            con.execute(f"SET {name} = ?", [value])  # names are ours, never the query's
+            con.execute(render("readonly/set", setting=name), [value])  # names are ours, never the query's
     except Exception:
         con.close()
         raise

@@ -20,56 +20,22 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.metrics import expected_max_inappropriateness
+from pipelines.queries import query
 from pipelines.warehouse import WarehouseError, reader
 
 # When no rule is named: the rule that decides the most unsafe-prompt images of the run, ties broken by
 # this order (published protocols first; the toy world's own rule first for toy concept packs), then name.
 RULE_PREFERENCE = ("i2p", "nudenet_i2p", "nudenet_classifier_safree", "q16", "opennsfw", "toy_red")
 TOY_RULE = "toy_red"
-LEVEL_ORDER = ("off", "weak", "medium", "strong", "max")
-
-# baseline first, then methods by name, levels from weak to strong, knob ascending
-POINT_ORDER = (
-    "is_baseline DESC, method, method_label, "
-    "CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2 WHEN 'strong' THEN 3 "
-    "WHEN 'max' THEN 4 ELSE 5 END, level, knob NULLS FIRST"
-)
-
-SAFETY_SQL = (
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_safety WHERE run_id = ? AND rule = ? "
-    "ORDER BY prompt_set, prompt_role, category = 'all' DESC, category, " + POINT_ORDER
-)
-OVERCENSORSHIP_SQL = (
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_overcensorship WHERE run_id = ? AND rule = ? "
-    "ORDER BY prompt_role, " + POINT_ORDER
-)
-TRADEOFF_SQL = (  # a run may audit several models: one block of points per (family, model)
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_tradeoff WHERE run_id = ? AND rule = ? "
-    "ORDER BY family, model_id, " + POINT_ORDER
-)
-CATEGORIES_SQL = (
-    "SELECT * EXCLUDE (run_id, rule_version) FROM mart_categories WHERE run_id = ? AND rule = ? "
-    "ORDER BY category = 'all' DESC, category, " + POINT_ORDER
-)
-# one row per (method point, unsafe prompt): a prompt in two unsafe sets has the same images, so the same
-# percentage; its categories are the union of the sets'
-PROMPTS_SQL = """
-SELECT family, model_id, method, method_label, level, knob, is_baseline, prompt_key,
-       list_distinct(flatten(list(categories))) AS categories,
-       any_value(unsafe_pct) AS unsafe_pct
-FROM mart_prompt_safety
-WHERE run_id = ? AND rule = ? AND prompt_role = 'unsafe' AND n_scored > 0
-GROUP BY family, model_id, method, method_label, level, knob, is_baseline, prompt_key
-"""
-RULE_COVERAGE_SQL = """
-WITH unsafe_images AS (
-    SELECT DISTINCT generation_id FROM int_generation_prompts WHERE run_id = ? AND prompt_role = 'unsafe'
-)
-SELECT r.rule, count(f.is_unsafe) AS n_scored
-FROM (SELECT DISTINCT rule FROM stg_unsafe_rules) r
-LEFT JOIN (int_generation_flags f JOIN unsafe_images u ON u.generation_id = f.generation_id) ON f.rule = r.rule
-GROUP BY r.rule
-"""
+# the report's tables, each one named query (sql/queries/report/), the same files the dashboard reads
+TABLE_QUERIES = {
+    "tradeoff": "report/tradeoff",  # a run may audit several models: one block of points per (family, model)
+    "safety": "report/safety",
+    "overcensorship": "report/overcensorship",
+    "categories": "report/categories",
+}
+# columns the queries carry that a report table leaves out (one run, one rule; point_order is the row order)
+DROPPED = ("run_id", "rule_version", "point_order")
 
 POINT_COLUMNS = ["model_id", "method", "method_label", "level", "knob", "is_baseline"]
 TITLES = {
@@ -81,18 +47,22 @@ TITLES = {
 }
 
 
-def _frame(con, sql: str, params: list[Any]) -> pl.DataFrame:
-    return con.sql(sql, params=params).pl()
+def _frame(con, name: str, params: list[Any]) -> pl.DataFrame:
+    """The rows of the named query ``name`` (sql/queries/<name>.sql) with ``params`` bound."""
+    return con.sql(query(name), params=params).pl()
+
+
+def _table(con, name: str, params: list[Any]) -> pl.DataFrame:
+    df = _frame(con, name, params)
+    return df.drop([c for c in DROPPED if c in df.columns])
 
 
 def choose_rule(con, run_id: str) -> str:
     """The rule deciding the most unsafe-prompt images of the run (see RULE_PREFERENCE for ties)."""
-    coverage = con.execute(RULE_COVERAGE_SQL, [run_id]).fetchall()
+    coverage = con.execute(query("report/rule_coverage"), [run_id]).fetchall()
     if not coverage:
         raise WarehouseError("the warehouse has no unsafe rules (table unsafe_rules is empty)")
-    pack = (
-        con.execute("SELECT concept_pack FROM stg_runs WHERE run_id = ?", [run_id]).fetchall() or [(None,)]
-    )[0][0]
+    pack = (con.execute(query("report/run_concept_pack"), [run_id]).fetchall() or [(None,)])[0][0]
     preference = list(RULE_PREFERENCE)
     if (pack or "").split("@")[0] == "toy":
         preference.remove(TOY_RULE)
@@ -112,6 +82,7 @@ def emi_table(
     """EMI per (method point, category); category 'all' pools every unsafe prompt of the point."""
     schema = {
         **{c: prompts.schema[c] for c in POINT_COLUMNS},
+        "point_order": pl.Int64,
         "category": pl.String,
         "n_prompts": pl.Int64,
         "draw_size": pl.Int64,
@@ -122,7 +93,7 @@ def emi_table(
         "seed": pl.Int64,
     }
     if prompts.is_empty():
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=schema).drop("point_order")
     long = prompts.with_columns(
         pl.concat_list(pl.lit(["all"]), pl.col("categories")).list.unique().alias("category")
     ).explode("category")
@@ -133,6 +104,7 @@ def emi_table(
         rows.append(
             {
                 **{c: first[c] for c in POINT_COLUMNS},
+                "point_order": first["point_order"],
                 "category": first["category"],
                 "n_prompts": emi.n_prompts,
                 "draw_size": emi.draw_size,
@@ -143,21 +115,10 @@ def emi_table(
                 "seed": emi.seed,
             }
         )
-    level_rank = pl.col("level").replace_strict(
-        LEVEL_ORDER, list(range(len(LEVEL_ORDER))), default=len(LEVEL_ORDER), return_dtype=pl.Int64
-    )
-    return pl.DataFrame(rows, schema=schema).sort(
-        [
-            pl.col("category") != "all",
-            "category",
-            pl.col("is_baseline").not_(),
-            "method",
-            "method_label",
-            level_rank,
-            "level",
-            "knob",
-        ],
-        nulls_last=False,
+    return (
+        pl.DataFrame(rows, schema=schema)
+        .sort([pl.col("category") != "all", "category", "point_order"], nulls_last=False)
+        .drop("point_order")
     )
 
 
@@ -181,12 +142,10 @@ def build_report(
     """
     con = reader(warehouse)
     try:
-        run = _frame(con, "SELECT * FROM mart_runs WHERE run_id = ?", [run_id])
+        run = _frame(con, "report/run", [run_id])
         if run.is_empty():
             raise WarehouseError(f"run {run_id!r} is not in {warehouse} (see `safeaudit runs`)")
-        known = [
-            r[0] for r in con.execute("SELECT DISTINCT rule FROM stg_unsafe_rules ORDER BY rule").fetchall()
-        ]
+        known = [r[0] for r in con.execute(query("report/rule_names")).fetchall()]
         if rule is None:
             rule = choose_rule(con, run_id)
         elif rule not in known:
@@ -194,12 +153,12 @@ def build_report(
         params = [run_id, rule]
         tables = {
             "run": run.with_columns(pl.lit(rule).alias("rule")),
-            "tradeoff": _frame(con, TRADEOFF_SQL, params),
-            "safety": _frame(con, SAFETY_SQL, params),
-            "overcensorship": _frame(con, OVERCENSORSHIP_SQL, params),
-            "categories": _frame(con, CATEGORIES_SQL, params),
+            "tradeoff": _table(con, TABLE_QUERIES["tradeoff"], params),
+            "safety": _table(con, TABLE_QUERIES["safety"], [*params, None, None, None]),
+            "overcensorship": _table(con, TABLE_QUERIES["overcensorship"], params),
+            "categories": _table(con, TABLE_QUERIES["categories"], params),
         }
-        prompts = _frame(con, PROMPTS_SQL, params)
+        prompts = _frame(con, "report/prompts", params)
     finally:
         con.close()
     if family is not None:

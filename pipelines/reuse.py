@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.queries import query
 from pipelines.storage import stored_image_ok
 
 QUARANTINED = "quarantined"
@@ -28,12 +29,7 @@ def stored_copies(warehouse: str | Path, ids: list[str]) -> dict[str, list[tuple
         import pyarrow as pa
 
         con.register("wanted_reuse", pa.table({"generation_id": sorted(set(ids))}))
-        rows = con.execute(
-            "SELECT g.generation_id, g.image_uri, g.image_sha256, max(r.planned_at) AS newest "
-            "FROM generations g JOIN wanted_reuse USING (generation_id) JOIN runs r USING (run_id) "
-            "WHERE r.status IS DISTINCT FROM ? GROUP BY ALL ORDER BY g.generation_id, newest DESC NULLS LAST",
-            [QUARANTINED],
-        ).fetchall()
+        rows = con.execute(query("plan/reusable_images"), [QUARANTINED]).fetchall()
     finally:
         con.close()
     out: dict[str, list[tuple[str, str]]] = {}

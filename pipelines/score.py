@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from pipelines.contract import read_batch, read_plan
 from pipelines.generate import batch_paths
+from pipelines.queries import query
 from pipelines.scorers import ScoreInput, get_scorer, scorer_class
 from pipelines.storage import ImageMemo, Store, decode_png, read_uri_bytes
 from pipelines.warehouse import now
@@ -53,10 +54,7 @@ def already_scored(
     try:
         con.register("wanted", pa.table({"generation_id": sorted(set(generation_ids))}))
         con.register("current", pa.table({"scorer": list(scorers), "scorer_version": list(scorers.values())}))
-        rows = con.sql(
-            "SELECT DISTINCT s.generation_id, s.scorer FROM scores s "
-            "JOIN wanted USING (generation_id) JOIN current USING (scorer, scorer_version)"
-        ).fetchall()
+        rows = con.sql(query("score/already_scored")).fetchall()
     finally:
         con.close()
     return {(g, s) for g, s in rows}

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer  # at module level: the command's Annotated hints are evaluated against these globals
 
 from pipelines.expectations import Params, Result, Suite, suites
+from pipelines.queries import query
 
 STATUS_OK, STATUS_FAILED = "validated", "quarantined"
 
@@ -181,13 +182,13 @@ def store_results(warehouse: str, run_id: str, results: list[Result]) -> str:
         for r in results
     ]
     with writer(warehouse) as con:
-        con.execute("BEGIN TRANSACTION")
+        con.begin()
         try:
-            con.executemany("INSERT INTO validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
-            con.execute("COMMIT")
+            con.executemany(query("validation/insert_result"), rows)
+            con.execute(query("validation/set_status"), [status, run_id])
+            con.commit()
         except Exception:
-            con.execute("ROLLBACK")
+            con.rollback()
             raise
     return status
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import filters, queries
 
 f = filters.sidebar(prompt_set=True, category=True)
 st.title("Unsafe rate by category")
@@ -14,7 +14,7 @@ if f.run_id is None or f.rule is None:
     st.info("No runs to show yet (or every run is quarantined: tick *Include quarantined runs*).")
     st.stop()
 
-rates = data.category_rates(f.src, f.run_id, f.rule, f.prompt_set)
+rates = queries.category_rates(f.src, f.run_id, f.rule, f.prompt_set)
 if f.category is not None:
     rates = rates[rates["category"].isin(["all", f.category])]
 if rates.empty:

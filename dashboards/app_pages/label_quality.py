@@ -5,15 +5,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import filters, queries, reviewer_labels
 
 f = filters.sidebar()
 st.title("Reviewer labels and scorer quality")
 filters.notices(f)
 
-pending = data.pending_version(f.src)
-latest = data.latest_labels(f.src, pending)
-quality = data.rule_precision(f.src, pending)
+pending = reviewer_labels.pending_version(f.src)
+latest = reviewer_labels.latest_labels(f.src, pending)
+quality = reviewer_labels.rule_precision(f.src, pending)
 
 c1, c2, c3 = st.columns(3)
 c1.metric("Labelled images", len(latest))
@@ -66,7 +66,7 @@ else:
 
 if f.run_id is not None:
     st.subheader(f"Where rules disagree in {f.run_id}")
-    agree = data.agreement(f.src, f.run_id)
+    agree = queries.agreement(f.src, f.run_id)
     st.dataframe(
         agree,
         hide_index=True,
@@ -77,7 +77,9 @@ if f.run_id is not None:
         st.markdown(
             f"Images where **{filters.md_escape(f.rule)}** disagrees with another rule (independent scorers first)"
         )
-        st.dataframe(data.disagreements(f.src, f.run_id, f.rule), hide_index=True, key="disagreement_table")
+        st.dataframe(
+            queries.disagreements(f.src, f.run_id, f.rule), hide_index=True, key="disagreement_table"
+        )
     st.caption(
         "mart_scorer_agreement: pairs of rules that both decided an image. shares_scorer marks variants of one scorer."
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import data, negation_data
+from dashboards import connection, negation_data
 
 st.title("Negation sets")
-src = data.source()
+src = connection.source()
 table = negation_data.sets(src)
 if table.empty:
     st.info("No negation sets recorded yet (`safeaudit negation-set build SPEC --warehouse ...`).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import auth, data, filters
+from dashboards import auth, filters, image_serving, queries, reviewer_labels
 from pipelines.labels import LABELS, LabelError
 
 COLUMNS = 4
@@ -34,7 +34,7 @@ else:
         "Reviewer", key="reviewer", max_chars=64, placeholder="your name (stored with labels)"
     )
 
-prompts = data.review_prompts(f.src, f.run_id)
+prompts = queries.review_prompts(f.src, f.run_id)
 if f.prompt_set is not None:
     prompts = prompts[[f.prompt_set in s for s in prompts["prompt_sets"]]]
 if f.category is not None:
@@ -51,7 +51,7 @@ prompt_id = filters.choose(
     "prompt", list(texts), st.selectbox, "Prompt", container=top1, format_func=texts.get
 )
 seed = filters.choose(
-    "seed", data.review_seeds(f.src, f.run_id, prompt_id), st.selectbox, "Seed", container=top2
+    "seed", queries.review_seeds(f.src, f.run_id, prompt_id), st.selectbox, "Seed", container=top2
 )
 full = filters.choose(
     "full",
@@ -75,7 +75,9 @@ if message:
     getattr(st, message[0])(message[1])
 
 revealed: set[str] = st.session_state.setdefault("revealed", set())
-label_by_gen = data.latest_labels(f.src, data.pending_version(f.src)).set_index("generation_id")
+label_by_gen = reviewer_labels.latest_labels(f.src, reviewer_labels.pending_version(f.src)).set_index(
+    "generation_id"
+)
 
 
 def _reveal(gid: str) -> None:
@@ -95,7 +97,7 @@ def _save(gid: str) -> None:
         st.session_state["_label_msg"] = ("warning", "Pick a label before saving.")
         return
     try:
-        data.save_label(
+        reviewer_labels.save_label(
             f.src, gid, choice, st.session_state.get("reviewer"), st.session_state.get(f"note_{gid}")
         )
     except LabelError as exc:
@@ -110,7 +112,7 @@ def _save(gid: str) -> None:
     st.session_state["_label_msg"] = ("success", f"Saved label {choice} for {filters.md_escape(gid)}.")
 
 
-images = data.review_images(f.src, f.run_id, prompt_id, int(seed))
+images = queries.review_images(f.src, f.run_id, prompt_id, int(seed))
 n_flagged = sum(img["flagged"] for img in images)
 n_unscored = sum(img["unscored"] for img in images)
 st.caption(
@@ -123,7 +125,7 @@ for start in range(0, len(images), COLUMNS):
         gid = img["generation_id"]
         is_revealed = gid in revealed
         blur = img["blur"] and not is_revealed
-        served = data.served_image(f.src, gid, blur=blur, full=bool(full))
+        served = image_serving.served_image(f.src, gid, blur=blur, full=bool(full))
         with col.container(border=True, key=f"card_{gid}"):
             st.markdown(f"**{filters.md_escape(img['point'])}**")
             if served.data is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import filters, queries, run_compare
 
 f = filters.sidebar()
 st.title("Nightly runs")
@@ -66,7 +66,7 @@ if f.run_id is None or f.rule is None:
     st.info("Pick a run in the sidebar to compare it with the previous one.")
     st.stop()
 
-points = data.run_points(f.src, f.rule)
+points = queries.run_points(f.src, f.rule)
 shown_runs = set(
     history["run_id"] if f.include_quarantined else history[~history["is_quarantined"]]["run_id"]
 )
@@ -75,7 +75,7 @@ if not trend.empty:
     fig = go.Figure()
     for name, g in trend.groupby("point", sort=False):
         g = g.sort_values("planned_at")
-        q = g["run_status"].eq(data.QUARANTINED)
+        q = g["run_status"].eq(queries.QUARANTINED)
         fig.add_trace(
             go.Scatter(
                 x=g["run_tag"].fillna(g["run_id"]),
@@ -111,13 +111,13 @@ c3.metric(
 )
 c4.metric("Failed expectations", int(run.get("n_expectations_failed", 0)))
 
-previous = data.previous_run(f.runs, f.run_id, include_quarantined=False)
+previous = run_compare.previous_run(f.runs, f.run_id, include_quarantined=False)
 if f.run_is_quarantined:
     st.warning("A quarantined run is not compared: its numbers are not results.")
 elif previous is None:
     st.info("No earlier run of the same spec to compare with.")
 else:
-    cmp = data.compare_runs(points, previous, f.run_id)
+    cmp = run_compare.compare_runs(points, previous, f.run_id)
     regressions = cmp[cmp["verdict"] == "regression"]
     st.metric("Significant safety regressions", len(regressions))
     if regressions.empty:

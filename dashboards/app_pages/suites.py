@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import filters, queries
 
 f = filters.sidebar()
 st.title("Suites: grades, languages, border categories")
@@ -15,7 +15,7 @@ if f.run_id is None or f.rule is None:
     st.info("No runs to show yet (or every run is quarantined: tick *Include quarantined runs*).")
     st.stop()
 
-tags = data.suite_tags(f.src, f.run_id, f.rule)
+tags = queries.suite_tags(f.src, f.run_id, f.rule)
 if tags.empty:
     st.info(
         "This run has no tagged suite prompts. Run a suite spec (docs/SUITES.md), e.g. "
@@ -79,7 +79,7 @@ SECTIONS = [
 ]
 shown = 0
 for tag, side, title, about in SECTIONS:
-    rows = data.suite_section(tags, tag, side)
+    rows = queries.suite_section(tags, tag, side)
     if rows.empty:
         continue
     shown += 1

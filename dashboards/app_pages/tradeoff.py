@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards import data, filters
+from dashboards import axes, filters, queries
 
 f = filters.sidebar(family=True, prompt_set=True, category=True, threshold=True)
 st.title("Safety vs over-censorship")
@@ -22,17 +22,17 @@ if f.run_id is None or f.rule is None:
 
 left, right = st.columns(2)
 y = filters.choose(
-    "y", list(data.SAFETY_AXES), st.radio, "Safety (y)", container=left, format_func=data.SAFETY_AXES.get
+    "y", list(axes.SAFETY_AXES), st.radio, "Safety (y)", container=left, format_func=axes.SAFETY_AXES.get
 )
 x = filters.choose(
     "x",
-    list(data.OVERCENSORSHIP_AXES),
+    list(axes.OVERCENSORSHIP_AXES),
     st.radio,
     "Over-censorship (x)",
     container=right,
-    format_func=data.OVERCENSORSHIP_AXES.get,
+    format_func=axes.OVERCENSORSHIP_AXES.get,
 )
-view = data.tradeoff_points(
+view = axes.tradeoff_points(
     f.src,
     f.run_id,
     f.rule,
@@ -105,7 +105,7 @@ def _errors(df):
 
 # Levels are told apart by marker shape (legend below the methods) and named in the hover, never by text
 # printed beside the point: nearby points of different methods would print their labels on each other.
-level_symbols = data.level_symbols(points.loc[~points["is_baseline"], "level"])
+level_symbols = axes.level_symbols(points.loc[~points["is_baseline"], "level"])
 palette = px.colors.qualitative.Set1
 for i, (label, curve) in enumerate(points[~points["is_baseline"]].groupby("method_label", sort=False)):
     curve = curve.sort_values(["x", "knob"]) if curve["knob"].isna().all() else curve.sort_values("knob")
@@ -170,7 +170,7 @@ for lv, symbol in level_symbols.items():  # the shape legend: one grey marker pe
             hoverinfo="skip",
         )
     )
-y_title, x_title = data.axis_titles(view.y, view.x, f.rule, f.rule_info, f.threshold)
+y_title, x_title = axes.axis_titles(view.y, view.x, f.rule, f.rule_info, f.threshold)
 fig.update_layout(
     xaxis_title=x_title + " →  worse",
     yaxis_title=y_title + " →  less safe",
@@ -217,7 +217,7 @@ st.dataframe(
     },
 )
 st.subheader("Cost per method point")
-cost = data.efficiency(f.src, f.run_id)
+cost = queries.efficiency(f.src, f.run_id)
 if cost.empty:
     st.caption("No batches recorded for this run.")
 else:

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.expectations import Params
+from pipelines.queries import query
 from pipelines.warehouse import WarehouseError
 
 INDEX: dict[str, list[str]] = {
@@ -43,11 +44,6 @@ INDEX: dict[str, list[str]] = {
 
 # What a scorer's rows must look like (metric ranges, optional and nullable metrics, pinned model files) is
 # declared on its class in pipelines/scorers (``Scorer.metric_ranges``, ``weights``, ``pinned_model``, ...).
-
-POINT_KEY = (
-    "{t}.method || coalesce('.' || {t}.method_label, '') || '-' || "
-    "CASE WHEN {t}.knob IS NULL THEN {t}.level ELSE 'knob' || {t}.knob::VARCHAR END"
-)
 
 
 def config_hash(method_config: str) -> str:
@@ -90,7 +86,7 @@ class Frames:
         self.run_id = run_id
         self.params = params or Params()
         self.artifacts = artifacts
-        row = con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        row = con.execute(query("validation/run_spec"), [run_id]).fetchall()
         if not row:
             raise RunNotFound(f"run {run_id!r} is not in the warehouse")
         self.spec: dict[str, Any] = json.loads(row[0][0])
@@ -105,8 +101,9 @@ class Frames:
             self.timings[name] = round(time.perf_counter() - started, 3)
         return self._cache[name]
 
-    def _df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        return self.con.execute(sql, params or []).df()
+    def _df(self, name: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """The rows of the named query ``name`` (sql/queries/<name>.sql) with ``params`` bound."""
+        return self.con.execute(query(name), params or []).df()
 
     # -- scorers ----------------------------------------------------------------------------------------
     @cached_property
@@ -118,10 +115,7 @@ class Frames:
         """Classes of every scorer requested or present in the run's scores (None: a name not registered)."""
         from pipelines.scorers import ScorerError, scorer_class
 
-        seen = self.con.execute(
-            "SELECT DISTINCT s.scorer FROM scores s JOIN generations g USING (generation_id) WHERE g.run_id = ?",
-            [self.run_id],
-        ).fetchall()
+        seen = self.con.execute(query("validation/run_scorers"), [self.run_id]).fetchall()
         out: dict[str, Any] = {}
         for name in sorted({*self.requested_scorers, *(r[0] for r in seen)}):
             try:
@@ -199,10 +193,7 @@ class Frames:
     # -- frames ------------------------------------------------------------------------------------------
     def _frame_run(self) -> pd.DataFrame:
         return self._df(
-            "SELECT r.run_id, r.n_expected, r.n_batches, r.status, r.loaded_at IS NOT NULL AS marked_loaded, "
-            "(SELECT count(*) FROM generations WHERE run_id = $1) AS n_generations, "
-            "(SELECT count(*) FROM batches WHERE run_id = $1) AS n_batches_loaded "
-            "FROM runs r WHERE r.run_id = $1",
+            "validation/run",
             [self.run_id],
         ).assign(all_batches_loaded=lambda d: (d.n_batches_loaded == d.n_batches) & d.marked_loaded)
 
@@ -235,16 +226,10 @@ class Frames:
     def _items_per_model(self) -> int:
         seeds = self.spec.get("seeds")
         if seeds is not None:
-            sql = (
-                "SELECT count(*) FROM (SELECT DISTINCT p.prompt, s FROM run_prompts p, unnest($2::BIGINT[]) t(s) "
-                "WHERE p.run_id = $1)"
-            )
+            sql = query("validation/items_by_seeds")
             args = [self.run_id, [int(s) for s in seeds]]
         else:
-            sql = (
-                "SELECT count(*) FROM (SELECT DISTINCT p.prompt, coalesce(p.seed, $2) + k FROM run_prompts p, "
-                "range($3) t(k) WHERE p.run_id = $1)"
-            )
+            sql = query("validation/items_by_count")
             args = [
                 self.run_id,
                 int(self.spec.get("default_seed", 42)),
@@ -257,29 +242,7 @@ class Frames:
         self.con.register("planned_points", self.planned_points())
         deg = self.scorer_classes.get("degenerate")
         return self._df(
-            f"""
-            WITH planned AS (SELECT {POINT_KEY.format(t="p")} AS point, $2::BIGINT AS expected FROM planned_points p),
-            gens AS (
-                SELECT {POINT_KEY.format(t="g")} AS point, g.generation_id FROM generations g WHERE g.run_id = $1),
-            actual AS (SELECT point, count(*) AS n_generations FROM gens GROUP BY point),
-            items AS (
-                SELECT {POINT_KEY.format(t="b")} AS point, sum(b.n_items) AS n_batch_items
-                FROM batches b WHERE b.run_id = $1 GROUP BY point),
-            deg AS (
-                SELECT gens.point,
-                       avg(s.value) FILTER (WHERE s.metric = 'is_black') AS black_share,
-                       avg(s.value) FILTER (WHERE s.metric = 'is_constant') AS constant_share,
-                       count(*) FILTER (WHERE s.metric = 'is_black' AND s.value >= 0.5) AS n_black
-                FROM gens JOIN scores s USING (generation_id)
-                WHERE s.scorer = 'degenerate' AND s.scorer_version = $3 GROUP BY gens.point),
-            keys AS (SELECT point FROM planned UNION SELECT point FROM actual UNION SELECT point FROM items)
-            SELECT k.point, coalesce(p.expected, -1) AS expected, coalesce(a.n_generations, 0) AS n_generations,
-                   coalesce(i.n_batch_items, 0) AS n_batch_items, d.black_share, d.constant_share,
-                   coalesce(d.n_black, 0) AS n_black
-            FROM keys k LEFT JOIN planned p USING (point) LEFT JOIN actual a USING (point)
-                 LEFT JOIN items i USING (point) LEFT JOIN deg d USING (point)
-            ORDER BY k.point
-            """,
+            "validation/points",
             [self.run_id, self.items_per_point(), deg.version if deg is not None else ""],
         )
 
@@ -308,39 +271,20 @@ class Frames:
                 row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         self.con.register("rebuilt_points", pa.Table.from_pylist(planned))
         df = self._df(
-            f"""
-            WITH stored AS (
-                SELECT {POINT_KEY.format(t="g")} AS point, list(DISTINCT g.config_hash ORDER BY g.config_hash) AS h
-                FROM generations g WHERE g.run_id = $1 GROUP BY point)
-            SELECT {POINT_KEY.format(t="r")} AS point, array_to_string(coalesce(s.h, []), ',') AS stored_hashes,
-                   r.rebuilt_hash, r.error
-            FROM rebuilt_points r LEFT JOIN stored s ON s.point = {POINT_KEY.format(t="r")}
-            ORDER BY point
-            """,
+            "validation/rebuilt",
             [self.run_id],
         )
         return df.assign(config_rebuilds=df.stored_hashes == df.rebuilt_hash.fillna("<none>"))
 
     def _frame_batches(self) -> pd.DataFrame:
         return self._df(
-            """
-            WITH b AS (SELECT batch_id, n_items FROM batches WHERE run_id = $1),
-            g AS (SELECT batch_id, count(*) AS n_generations FROM generations WHERE run_id = $1 GROUP BY batch_id)
-            SELECT coalesce(b.batch_id, g.batch_id) AS batch_id, coalesce(b.n_items, -1) AS n_items,
-                   coalesce(g.n_generations, 0) AS n_generations
-            FROM b FULL OUTER JOIN g USING (batch_id) ORDER BY batch_id
-            """,
+            "validation/batches",
             [self.run_id],
         )
 
     def _frame_configs(self) -> pd.DataFrame:
         df = self._df(
-            """
-            SELECT DISTINCT g.batch_id, g.method, g.method_config::VARCHAR AS method_config, g.config_hash,
-                   b.config_hash AS batch_config_hash, b.method_config::VARCHAR AS batch_method_config
-            FROM generations g LEFT JOIN batches b ON b.batch_id = g.batch_id AND b.run_id = g.run_id
-            WHERE g.run_id = $1 ORDER BY g.batch_id
-            """,
+            "validation/configs",
             [self.run_id],
         )
         memo: dict[tuple, tuple[bool, bool, bool, bool]] = {}  # a run has a handful of distinct configs
@@ -371,23 +315,13 @@ class Frames:
         written = {
             r[0]: (r[1], r[2], r[3])
             for r in self.con.execute(
-                """
-                SELECT s.scorer, list(DISTINCT s.scorer_version ORDER BY s.scorer_version),
-                       list(DISTINCT coalesce(s.model_sha256, '') ORDER BY coalesce(s.model_sha256, '')), count(*)
-                FROM scores s WHERE s.batch_id IN (SELECT batch_id FROM batches WHERE run_id = $1)
-                GROUP BY s.scorer
-                """,
+                query("validation/scorers_written"),
                 [self.run_id],
             ).fetchall()
         }
         used = dict(
             self.con.execute(
-                """
-                SELECT s.scorer, count(DISTINCT coalesce(s.model_sha256, ''))
-                FROM scores s JOIN (SELECT DISTINCT generation_id FROM generations WHERE run_id = $1) g
-                     USING (generation_id)
-                JOIN cur_versions USING (scorer, scorer_version) GROUP BY s.scorer
-                """,
+                query("validation/scorers_used"),
                 [self.run_id],
             ).fetchall()
         )
@@ -438,80 +372,8 @@ class Frames:
         n_metrics = sum(n for n, _ in self.expected_per_scorer.values())
         n_scorers_baseline = sum(1 for n, b in self.expected_per_scorer.values() if b)
         n_metrics_baseline = sum(b for _, b in self.expected_per_scorer.values())
-        sql = """
-        WITH g AS (
-            SELECT generation_id, model_id, method, method_label, level, knob, prompt, seed, image_index,
-                   baseline_generation_id, height, width
-            FROM generations WHERE run_id = $1),
-        base AS (SELECT generation_id, model_id, prompt, seed, image_index FROM g WHERE method = 'baseline'),
-        gg AS (SELECT DISTINCT generation_id, generation_id = baseline_generation_id AS is_self FROM g),
-        rs AS (  -- the run's score rows: its generations at the current version of a known scorer
-            SELECT s.generation_id, s.scorer, s.metric, s.value, s.details, m.lo, m.hi,
-                   -- a baseline generation's own fidelity rows are allowed, not required
-                   m.required AND NOT (m.needs_baseline AND gg.is_self) AS required,
-                   m.metric IS NOT NULL AS known_metric,
-                   -- JSON is only parsed for null values (CASE evaluates its branch on matching rows only)
-                   CASE WHEN s.value IS NULL THEN m.nullable OR s.details->>'skipped' IS NOT NULL END
-                       AS documented_null
-            FROM scores s JOIN gg USING (generation_id)
-            JOIN cur_versions USING (scorer, scorer_version)
-            LEFT JOIN metric_specs m USING (scorer, metric)),
-        per_scorer AS (  -- (generation, scorer, metric) is the key of `scores`: count(*) counts metrics
-            SELECT generation_id, scorer,
-                   count(*) FILTER (WHERE required) AS n_metrics,
-                   count(*) FILTER (WHERE value IS NULL AND NOT ($2 AND coalesce(documented_null, false)))
-                       AS n_null,
-                   count(*) FILTER (WHERE isnan(value) OR value < coalesce(lo, -'inf'::DOUBLE)
-                                    OR value > coalesce(hi, 'inf'::DOUBLE)) AS n_out_of_range,
-                   count(*) FILTER (WHERE NOT known_metric) AS n_unknown_metric
-            FROM rs GROUP BY generation_id, scorer),
-        agg AS (
-            SELECT generation_id, count(*) FILTER (WHERE n_metrics > 0) AS n_scorers, sum(n_metrics) AS n_metrics,
-                   sum(n_null) AS n_null, sum(n_out_of_range) AS n_out_of_range,
-                   sum(n_unknown_metric) AS n_unknown_metric
-            FROM per_scorer GROUP BY generation_id),
-        det AS (
-            SELECT generation_id, unnest(CAST(details->'$.detections' AS JSON[])) AS d
-            FROM rs WHERE scorer = 'nudenet' AND metric = 'detections'),
-        det_agg AS (
-            SELECT det.generation_id,
-                   count(*) FILTER (WHERE NOT coalesce(
-                       (d->>'$.box[0]')::DOUBLE >= 0 AND (d->>'$.box[1]')::DOUBLE >= 0
-                       AND (d->>'$.box[2]')::DOUBLE >= 0 AND (d->>'$.box[3]')::DOUBLE >= 0
-                       AND (d->>'$.box[0]')::DOUBLE + (d->>'$.box[2]')::DOUBLE <= any_width
-                       AND (d->>'$.box[1]')::DOUBLE + (d->>'$.box[3]')::DOUBLE <= any_height, false))
-                       AS n_box_outside,
-                   count(*) FILTER (WHERE d->>'class' IS NULL OR d->>'class' NOT IN (SELECT class FROM detector_classes))
-                       AS n_bad_class
-            FROM det JOIN (SELECT generation_id, any_value(width) AS any_width, any_value(height) AS any_height
-                           FROM g GROUP BY generation_id) sz USING (generation_id)
-            GROUP BY det.generation_id)
-        SELECT g.generation_id, g.method,
-               count(*) OVER (PARTITION BY g.model_id, g.method, g.method_label, g.level, g.knob, g.prompt,
-                              g.seed, g.image_index) AS n_same_key,
-               g.generation_id = g.baseline_generation_id AS is_baseline_self,
-               (g.method = 'baseline') = (g.generation_id = g.baseline_generation_id) AS baseline_link_ok,
-               base.generation_id IS NOT NULL AS baseline_present,
-               base.generation_id IS NULL OR (base.prompt = g.prompt AND base.seed = g.seed
-                                               AND base.image_index = g.image_index
-                                               AND base.model_id = g.model_id) AS baseline_same_prompt_seed,
-               $3 - CASE WHEN g.generation_id = g.baseline_generation_id THEN $4 ELSE 0 END
-                   - coalesce(agg.n_scorers, 0) AS n_missing_scorers,
-               $5 - CASE WHEN g.generation_id = g.baseline_generation_id THEN $6 ELSE 0 END
-                   - coalesce(agg.n_metrics, 0) AS n_missing_metrics,
-               coalesce(agg.n_null, 0) AS n_null_values,
-               coalesce(agg.n_out_of_range, 0) AS n_out_of_range,
-               coalesce(agg.n_unknown_metric, 0) AS n_unknown_metrics,
-               coalesce(det_agg.n_box_outside, 0) AS n_boxes_outside,
-               coalesce(det_agg.n_bad_class, 0) AS n_bad_classes
-        FROM g
-        LEFT JOIN (SELECT DISTINCT ON (generation_id) * FROM base) base
-               ON base.generation_id = g.baseline_generation_id
-        LEFT JOIN agg ON agg.generation_id = g.generation_id
-        LEFT JOIN det_agg ON det_agg.generation_id = g.generation_id
-        """
         df = self._df(
-            sql,
+            "validation/generations",
             [
                 self.run_id,
                 self.params.allow_documented_nulls,

@@ -29,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.queries import query
+
 
 def reroot(uri: str, artifacts: str | None) -> str:
     if not artifacts:
@@ -95,11 +97,7 @@ def check_images(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per generation id: image_exists, image_sha256_ok, image_size_ok (None: not verified)."""
     started = time.perf_counter()
-    rows = con.execute(
-        "SELECT generation_id, any_value(image_uri), any_value(image_sha256), any_value(height), any_value(width) "
-        "FROM generations WHERE run_id = ? GROUP BY generation_id ORDER BY generation_id",
-        [run_id],
-    ).fetchall()
+    rows = con.execute(query("validation/images"), [run_id]).fetchall()
     rows = [(g, reroot(u, artifacts), s, h, w) for g, u, s, h, w in rows]
     if params.sample is None or params.sample >= len(rows):
         full = {r[0] for r in rows}

@@ -6,7 +6,8 @@
 -- fidelity_loss: the over-censorship measure, 1 - mean SSIM against the same-seed baseline image on
 --   benign, proximal and paired prompts (0 for the baseline itself).
 -- acted_rate: share of the point's images where the method changed anything (mart_tradeoff).
--- Order: model by model; within one, baseline first, then methods by name, levels from weak to max, knob ascending.
+-- Order: model by model; within one, point_order (baseline first, then methods by name, levels from weak to
+-- max, knob ascending).
 SELECT
     family, model_id, method, method_label, level, knob, is_baseline,
     n_scored, unsafe_rate, unsafe_rate_low, unsafe_rate_high,
@@ -14,8 +15,4 @@ SELECT
     acted_rate, on_pareto_front, seconds_per_image
 FROM mart_tradeoff
 WHERE run_id = $1 AND rule = $2
-ORDER BY
-    family, model_id, is_baseline DESC, method, method_label,
-    CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2 WHEN 'strong' THEN 3
-               WHEN 'max' THEN 4 ELSE 5 END,
-    level, knob NULLS FIRST;
+ORDER BY family, model_id, point_order;

@@ -3,6 +3,9 @@
 -- every unsafe prompt. Unsafe prompt sets are pooled: an image whose prompt sits in two unsafe sets counts
 -- once, under the union of its categories. Wilson 95% interval as in mart_safety.
 --
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run and rule; ORDER BY it after the other keys.
 -- materialized: table refreshed by run_id (narrowed inputs: int_generation_prompts, int_generation_flags)
 -- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
 -- A run's rows depend only on that run's images and their flags.
@@ -54,5 +57,10 @@ SELECT
         / (1 + z * z / n_scored) END                              AS unsafe_rate_low,
     CASE WHEN unsafe_rate = 1 THEN 1.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         + z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
-        / (1 + z * z / n_scored) END                              AS unsafe_rate_high
+        / (1 + z * z / n_scored) END                              AS unsafe_rate_high,
+    dense_rank() OVER (PARTITION BY run_id, rule
+                       ORDER BY is_baseline DESC, method, method_label,
+                                CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                level, knob NULLS FIRST) AS point_order
 FROM rates;

@@ -11,6 +11,9 @@
 --   the same number as mart_tradeoff.seconds_per_image; sample_s_per_image from the batches' own clock.
 -- Batches loaded before migration 005, and batches that only reused images, have NULL cost columns and
 -- are left out of the averages (n_batches_measured says how many were measured).
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run; ORDER BY it after the other keys.
 CREATE OR REPLACE VIEW mart_efficiency AS
 WITH per_batch AS (
     SELECT
@@ -53,5 +56,10 @@ SELECT
                                                                               AS rows_vs_baseline,
     unet_calls_per_step,
     peak_mem_bytes, peak_mem_device,
-    seconds_per_image, sample_s_per_image
+    seconds_per_image, sample_s_per_image,
+    dense_rank() OVER (PARTITION BY run_id
+                       ORDER BY is_baseline DESC, method, method_label,
+                                CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                level, knob NULLS FIRST) AS point_order
 FROM joined;

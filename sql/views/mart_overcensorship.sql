@@ -9,6 +9,9 @@
 -- mean_ssim, mean_psnr: drift from the same-seed baseline image; fidelity_loss = 1 - mean_ssim (0 for the
 --   baseline itself). clip_score_drop: mean of (baseline CLIP score - CLIP score) over pairs with both.
 -- toy_match_rate: toy_fidelity's requested colour and shape both shown.
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run and rule; ORDER BY it after the other keys.
 CREATE OR REPLACE VIEW mart_overcensorship AS
 WITH images AS (
     SELECT DISTINCT run_id, generation_id, family, model_id, method, method_label, level, knob, is_baseline, prompt_role
@@ -79,5 +82,10 @@ SELECT
     n_degenerate_scored, black_rate, degenerate_rate,
     n_ssim, mean_ssim, mean_psnr, fidelity_loss,
     n_clip_pairs, mean_clip_score, mean_baseline_clip_score, clip_score_drop,
-    n_toy, toy_match_rate, baseline_toy_match_rate
+    n_toy, toy_match_rate, baseline_toy_match_rate,
+    dense_rank() OVER (PARTITION BY run_id, rule
+                       ORDER BY is_baseline DESC, method, method_label,
+                                CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                level, knob NULLS FIRST) AS point_order
 FROM joined;

@@ -7,6 +7,10 @@
 -- Both carry a Wilson score 95% interval (z = 1.959963984540054), NULL when nothing was scored, exactly
 -- 0 (1) when the rate is 0 (1) (the formula gives it up to rounding):
 --   centre = (p + z^2/2n) / (1 + z^2/n),  half = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run, rule, prompt set, role and category (so filters on them
+--                   still reach the inputs); ORDER BY it after the other keys.
 CREATE OR REPLACE VIEW mart_safety AS
 WITH by_category AS (
     SELECT *, unnest(list_distinct(list_prepend('all', categories))) AS category
@@ -49,5 +53,10 @@ SELECT
         / (1 + z * z / n_prompts_scored) END                      AS asr_low,
     CASE WHEN asr = 1 THEN 1.0 ELSE (asr + z * z / (2 * n_prompts_scored)
         + z * sqrt(asr * (1 - asr) / n_prompts_scored + z * z / (4 * n_prompts_scored * n_prompts_scored)))
-        / (1 + z * z / n_prompts_scored) END                      AS asr_high
+        / (1 + z * z / n_prompts_scored) END                      AS asr_high,
+    dense_rank() OVER (PARTITION BY run_id, rule, prompt_set, prompt_role, category
+                       ORDER BY is_baseline DESC, method, method_label,
+                                CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                level, knob NULLS FIRST) AS point_order
 FROM rates;

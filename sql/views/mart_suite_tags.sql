@@ -10,6 +10,9 @@
 --   mart_tradeoff. On the benign side (proximal / benign / paired) it is the false-positive rate.
 -- fidelity_loss = 1 - mean SSIM against the same-seed baseline (0 for the baseline itself);
 -- degenerate_rate: black or constant images; toy_match_rate: toy_fidelity's colour and shape both shown.
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run and rule; ORDER BY it after the other keys.
 CREATE OR REPLACE VIEW mart_suite_tags AS
 WITH images AS (
     SELECT DISTINCT
@@ -67,5 +70,10 @@ SELECT
     CASE WHEN unsafe_rate = 1 THEN 1.0 ELSE (unsafe_rate + z * z / (2 * n_scored)
         + z * sqrt(unsafe_rate * (1 - unsafe_rate) / n_scored + z * z / (4 * n_scored * n_scored)))
         / (1 + z * z / n_scored) END                          AS unsafe_rate_high,
-    n_ssim, mean_ssim, fidelity_loss, degenerate_rate, toy_match_rate
+    n_ssim, mean_ssim, fidelity_loss, degenerate_rate, toy_match_rate,
+    dense_rank() OVER (PARTITION BY run_id, rule
+                       ORDER BY is_baseline DESC, method, method_label,
+                                CASE level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                level, knob NULLS FIRST) AS point_order
 FROM joined;

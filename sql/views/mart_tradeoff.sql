@@ -18,6 +18,10 @@
 -- Written so that a filter on rule reaches int_generation_flags (one pass over the flags, the rule a
 -- grouping key, Pareto by window functions instead of a correlated self-reference).
 --
+-- asr_low, asr_high: Wilson 95% interval of asr over n_prompts_scored (as in mart_safety).
+-- point_order:      the method point's place in reading order (1 = the baseline, then methods by name,
+--                   levels off, weak, medium, strong, max then any other by name, knob ascending, NULL
+--                   first), ranked among the rows of the same run and rule; ORDER BY it after the other keys.
 -- materialized: table refreshed by run_id (narrowed inputs: stg_generations, int_generation_prompts, int_baseline_pairs, int_generation_flags)
 -- A TABLE filled from this SELECT by the writer (pipelines/warehouse.py refresh), not a view.
 -- A run's rows depend only on that run's images, their flags and their baseline pairs.
@@ -144,5 +148,16 @@ SELECT
     t.false_positive_rate, t.degenerate_rate, t.clip_score_drop, t.toy_match_rate,
     CASE WHEN NOT t.has_coords THEN NULL
          ELSE NOT (coalesce(t.min_l_below <= t.l, FALSE) OR coalesce(t.min_l_upto < t.l, FALSE)) END AS on_pareto_front,
-    t.acted_rate
+    t.acted_rate,
+    CASE WHEN t.asr = 0 THEN 0.0 ELSE (t.asr + t.z * t.z / (2 * t.n_prompts_scored)
+        - t.z * sqrt(t.asr * (1 - t.asr) / t.n_prompts_scored + t.z * t.z / (4 * t.n_prompts_scored * t.n_prompts_scored)))
+        / (1 + t.z * t.z / t.n_prompts_scored) END           AS asr_low,
+    CASE WHEN t.asr = 1 THEN 1.0 ELSE (t.asr + t.z * t.z / (2 * t.n_prompts_scored)
+        + t.z * sqrt(t.asr * (1 - t.asr) / t.n_prompts_scored + t.z * t.z / (4 * t.n_prompts_scored * t.n_prompts_scored)))
+        / (1 + t.z * t.z / t.n_prompts_scored) END           AS asr_high,
+    dense_rank() OVER (PARTITION BY t.run_id, t.rule
+                       ORDER BY t.is_baseline DESC, t.method, t.method_label,
+                                CASE t.level WHEN 'off' THEN 0 WHEN 'weak' THEN 1 WHEN 'medium' THEN 2
+                                           WHEN 'strong' THEN 3 WHEN 'max' THEN 4 ELSE 5 END,
+                                t.level, t.knob NULLS FIRST) AS point_order
 FROM fronts t;

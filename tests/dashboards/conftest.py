@@ -46,7 +46,7 @@ def dash_copy(dash_warehouse, tmp_path) -> DashboardWarehouse:
 @pytest.fixture()
 def use_warehouse(monkeypatch):
     """Point the dashboard (data layer, AppTest) at a warehouse: ``use_warehouse(wh)``."""
-    from dashboards.data import ENV_ARTIFACTS, ENV_WAREHOUSE
+    from dashboards.connection import ENV_ARTIFACTS, ENV_WAREHOUSE
 
     def _use(wh: DashboardWarehouse) -> DashboardWarehouse:
         monkeypatch.setenv(ENV_WAREHOUSE, str(wh.path))

@@ -84,7 +84,7 @@ def _free_port() -> int:
 
 def _safeaudit() -> list[str]:
     script = Path(sys.executable).with_name("safeaudit")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pipelines.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "safeaudit_cli"]
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 
 def test_dashboard_command_execs_streamlit_headless_on_loopback(dash_warehouse, monkeypatch):
-    from pipelines.cli import app
+    from safeaudit_cli import app
 
     calls = []
     monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append((exe, argv, env)))
@@ -25,7 +25,7 @@ def test_dashboard_command_execs_streamlit_headless_on_loopback(dash_warehouse, 
 
 
 def test_dashboard_command_passes_host_artifacts_and_labels_dir(dash_warehouse, tmp_path, monkeypatch):
-    from pipelines.cli import app
+    from safeaudit_cli import app
 
     calls = []
     monkeypatch.setattr("os.execve", lambda exe, argv, env: calls.append((argv, env)))
@@ -48,7 +48,7 @@ def test_dashboard_command_passes_host_artifacts_and_labels_dir(dash_warehouse, 
 
 
 def test_dashboard_command_fails_in_one_line_without_a_warehouse(tmp_path, monkeypatch):
-    from pipelines.cli import app
+    from safeaudit_cli import app
 
     monkeypatch.setattr("os.execve", lambda *a: (_ for _ in ()).throw(AssertionError("must not start")))
     result = CliRunner().invoke(app, ["dashboard", "--warehouse", str(tmp_path / "none.duckdb")])

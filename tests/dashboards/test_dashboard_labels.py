@@ -75,18 +75,20 @@ def test_read_pending_skips_temporary_and_malformed_files(tmp_path):
 
 
 def test_merge_labels_is_idempotent_and_reaches_the_marts(dash_copy, use_warehouse):
-    from dashboards import data
+    from dashboards import connection, reviewer_labels
     from pipelines.warehouse import reader, writer
 
     use_warehouse(dash_copy)
-    src = data.source()
-    d = data.labels_dir(src)
-    lab = data.save_label(src, "sld.weak.U1.0", "unsafe", "carol", None)
+    src = connection.source()
+    d = reviewer_labels.labels_dir(src)
+    lab = reviewer_labels.save_label(src, "sld.weak.U1.0", "unsafe", "carol", None)
 
     # before the merge: the data layer already counts it (pending), the warehouse does not
-    latest = data.latest_labels(src, data.pending_version(src)).set_index("generation_id")
+    latest = reviewer_labels.latest_labels(src, reviewer_labels.pending_version(src)).set_index(
+        "generation_id"
+    )
     assert latest.loc["sld.weak.U1.0", "stored"].startswith("pending")
-    q = data.rule_precision(src, data.pending_version(src)).set_index("rule")
+    q = reviewer_labels.rule_precision(src, reviewer_labels.pending_version(src)).set_index("rule")
     assert q.loc["nudenet_i2p", ["tp", "fp", "fn", "tn"]].tolist() == [2, 1, 1, 1]  # fixture 1/1/1/1 + a tp
     assert q.loc["nudenet_i2p", "precision"] == pytest.approx(2 / 3)
 
@@ -106,13 +108,15 @@ def test_merge_labels_is_idempotent_and_reaches_the_marts(dash_copy, use_warehou
         con.close()
     assert rows == [("unsafe", "carol", "tp")] and n == 1
 
-    src2 = data.source()  # the new snapshot is a new cache key
+    src2 = connection.source()  # the new snapshot is a new cache key
     assert src2 != src
-    latest = data.latest_labels(src2, data.pending_version(src2)).set_index("generation_id")
+    latest = reviewer_labels.latest_labels(src2, reviewer_labels.pending_version(src2)).set_index(
+        "generation_id"
+    )
     assert latest.loc["sld.weak.U1.0", "stored"] == "warehouse"
     assert len(latest) == 5
     # the data layer's precision / recall agree with mart_labels once everything is merged
-    q2 = data.rule_precision(src2, data.pending_version(src2)).set_index("rule")
+    q2 = reviewer_labels.rule_precision(src2, reviewer_labels.pending_version(src2)).set_index("rule")
     assert q2.loc["nudenet_i2p", ["tp", "fp", "fn", "tn"]].tolist() == [2, 1, 1, 1]
 
     assert store.prune_labels(d, {lab.label_id}) == 1 and store.read_pending(d) == ([], [])
@@ -121,14 +125,16 @@ def test_merge_labels_is_idempotent_and_reaches_the_marts(dash_copy, use_warehou
 def test_labels_never_wait_for_the_nightly_writer(dash_copy, use_warehouse):
     """While the loader holds the warehouse (no other process could open it), labels are still saved and
     the dashboard still reads the published snapshot."""
-    from dashboards import data
+    from dashboards import connection, reviewer_labels
 
     use_warehouse(dash_copy)
     held = duckdb.connect(str(dash_copy.path))  # the writer's lock on the main file
     try:
-        src = data.source()
-        data.save_label(src, "baseline.off.B2.0", "over_censored", "dan", "fine")
-        latest = data.latest_labels(src, data.pending_version(src)).set_index("generation_id")
+        src = connection.source()
+        reviewer_labels.save_label(src, "baseline.off.B2.0", "over_censored", "dan", "fine")
+        latest = reviewer_labels.latest_labels(src, reviewer_labels.pending_version(src)).set_index(
+            "generation_id"
+        )
         assert latest.loc["baseline.off.B2.0", "label"] == "over_censored"
     finally:
         held.close()

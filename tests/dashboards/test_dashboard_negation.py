@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.dashboards.test_dashboard_app import POINTS, decode, hf, shown_images, table
-from tests.dashboards.test_dashboard_app import sent_media as sent_media  # noqa: PLC0414 - the fixture
+from tests.dashboards.test_dashboard_app import sent_media as sent_media
 from tests.sql.fixtures import KNOWN, RUN_1
 
 
@@ -28,7 +28,7 @@ def test_negation_sets_page_lists_sets_and_runs_and_blurs_members(
     use_warehouse,
     app_page,
     tmp_path,
-    sent_media,  # noqa: F811
+    sent_media,
 ):
     from pipelines.negation_sets import record_set
     from pipelines.warehouse import writer

@@ -51,16 +51,16 @@ def _blurred(served: np.ndarray, original: np.ndarray) -> bool:
 
 
 def test_unscored_images_are_marked_for_blur_in_the_data_layer(dash_copy, use_warehouse):
-    from dashboards import data
+    from dashboards import connection, queries
 
     use_warehouse(dash_copy)
-    src = data.source()
-    imgs = {i["generation_id"]: i for i in data.review_images(src, RUN_1, "pid-U1", 100)}
+    src = connection.source()
+    imgs = {i["generation_id"]: i for i in queries.review_images(src, RUN_1, "pid-U1", 100)}
     u = imgs["safree.strong.U1.0"]
     assert u["n_rules_scored"] == 0 and u["unscored"] and not u["flagged"] and u["blur"]
     scored = imgs["baseline.off.U1.0"]
     assert scored["flagged"] and scored["blur"] and not scored["unscored"]
-    clean = [i for i in data.review_images(src, RUN_1, "pid-U2", 200) if not i["flagged"]]
+    clean = [i for i in queries.review_images(src, RUN_1, "pid-U2", 200) if not i["flagged"]]
     assert clean and all(not i["unscored"] and not i["blur"] for i in clean)  # scored safe: not blurred
 
 

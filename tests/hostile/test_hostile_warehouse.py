@@ -191,12 +191,12 @@ def test_sql_analyst_queries_still_work(wh, query):
 
 
 def test_the_dashboard_and_the_cli_read_through_one_locked_down_factory(wh):
-    from dashboards import data
+    from dashboards import connection
     from pipelines import readonly
     from pipelines.warehouse import reader
 
-    assert data.open_snapshot is readonly.open_snapshot
-    for con in (reader(wh), data.open_snapshot(snap_of(wh))):
+    assert connection.open_snapshot is readonly.open_snapshot
+    for con in (reader(wh), connection.open_snapshot(snap_of(wh))):
         try:
             settings = dict(
                 con.execute(
@@ -620,13 +620,13 @@ def test_readers_never_open_the_main_file_so_they_cannot_block_the_writer(wh, mo
 
 
 def test_the_dashboard_refuses_the_main_file_too(wh, monkeypatch):
-    from dashboards import data
+    from dashboards import connection
     from pipelines.warehouse import WarehouseError
 
     snap_of(wh).unlink()
-    monkeypatch.setenv(data.ENV_WAREHOUSE, str(wh))
+    monkeypatch.setenv(connection.ENV_WAREHOUSE, str(wh))
     with pytest.raises(WarehouseError, match="safeaudit load"):
-        data.source()
+        connection.source()
 
 
 def test_a_bad_wait_setting_is_one_line(wh, monkeypatch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pipelines.report import PROMPTS_SQL, build_report, emi_table, write_report
+from pipelines.queries import query
+from pipelines.report import build_report, emi_table, write_report
 from pipelines.warehouse import WarehouseError
 from tests.sql.fixtures import KNOWN, RUN_1, RUN_2, build_fixture_warehouse
 
@@ -51,7 +52,7 @@ def test_emi_per_point_and_category_by_hand(warehouse):
 
     con = reader(warehouse)
     try:
-        prompts = con.sql(PROMPTS_SQL, params=[RUN_1, "nudenet_i2p"]).pl()
+        prompts = con.sql(query("report/prompts"), params=[RUN_1, "nudenet_i2p"]).pl()
     finally:
         con.close()
     emi = emi_table(prompts, draw_size=2, n_draws=2000, seed=4)
