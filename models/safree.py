@@ -62,7 +62,8 @@ as released; the origin of a trade-off curve is the baseline run.
 
 Families (``models/families.py`` says what the release does per family, with the files): SD and SDXL follow
 the release — on SDXL only encoder 2's channels are projected, with its projected pooled subspaces, and the
-pooled embeds are left alone; SD3 is ours (the release projects in T5 space, which needs a T5 tokenizer: we
+pooled embeds are left alone. The SDXL release runs without the SVF (projected states at every step): level
+``official_sdxl`` is that setting; every other level keeps the SVF on SDXL, which is ours there. SD3 is ours (the release projects in T5 space, which needs a T5 tokenizer: we
 apply the SDXL recipe to SD3's CLIP-G).
 """
 
@@ -287,6 +288,9 @@ class SAFREE(SafetyMethod):
         "strong": {"up_t": 10.0, "alpha": 0.01, "negative_prompt": True},
         "max": {"svf": False, "alpha": 0.0, "negative_prompt": True},
         "official": {"lra": "official"},
+        # the release's SDXL run (run_nudity_sdxl.sh + the SDXL pipeline): no SVF, the projected states at
+        # every step, α 0.01, the keyword negative prompt, 2 UNet rows (no LRA row on SDXL)
+        "official_sdxl": {"svf": False, "negative_prompt": True},
         "paper": {
             "svf_variant": "paper",
             "operator_order": "paper",
@@ -300,6 +304,7 @@ class SAFREE(SafetyMethod):
         "weak": "ours: γ 2, α 0.05, no keyword negative prompt (release algorithm otherwise)",
         "medium": "ours: γ 5 (release algorithm otherwise)",
         "max": "ours: SVF off, α 0 (release algorithm otherwise)",
+        "official_sdxl": "release on sdxl (its SDXL setting: no SVF); ours on sd and sd3",
         "paper": "ours: one-token prompts are not projected (single_token=skip); paper SVF, order and LRA",
     }
     KNOB = "up_t"

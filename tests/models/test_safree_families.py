@@ -70,3 +70,30 @@ def test_pooled_embeds_are_the_prompts(captured, tiny_family_components, family,
     torch.testing.assert_close(pooled, expect)
     if family == "sdxl":
         assert extra["added_cond_kwargs"]["time_ids"].tolist() == [[64, 64, 0, 0, 64, 64]] * 2
+
+
+def test_official_sdxl_is_the_release_sdxl_setting(tiny_family_components, pack):
+    """The SDXL release: no SVF (projected states at every step), α 0.01, the keyword negative prompt, and two
+    UNet rows per step (its SDXL pipeline batches uncond + cond only: no LRA row)."""
+    method = method_class("safree").from_level("official_sdxl", concept=pack)
+    cfg = method.config
+    assert (cfg.svf, cfg.alpha, cfg.negative_prompt, cfg.lra) == (False, 0.01, True, "off")
+    assert method.describe()["notes"]["official_sdxl"].startswith("release on sdxl")
+    rows_per_step: list[int] = []
+    steps_filtered: list[bool] = []
+    base = method_class("safree")
+
+    class Count(base):
+        def unet_inputs(self, ctx, i, t, latents):
+            rows = super().unet_inputs(ctx, i, t, latents)
+            rows_per_step.append(rows[0].shape[0])
+            steps_filtered.append(not torch.equal(rows[1][-1:], ctx.cond[-1:]))
+            return rows
+
+    counted = Count.from_level("official_sdxl", concept=pack)
+    settings = SamplerSettings(scheduler="ddim", steps=4, guidance=5.0)
+    sample(
+        tiny_family_components("sdxl"), [Request("a red circle on a red background", 1)], counted, settings
+    )
+    assert rows_per_step == [2, 2, 2, 2]
+    assert all(steps_filtered), "the release projects at every step on SDXL"
