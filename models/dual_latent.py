@@ -1,8 +1,8 @@
 """``dual_latent``: context-preserving dual latent reconstruction (Vice, Akhtar, [Shah], Hartley, Mian;
-arXiv 2411.13982), methods.md §3.
+arXiv 2411.13982), docs/specs/methods.md §3.
 
 **Provisional.** No code has been released and the paper's method section was not available: this is our
-reading of the abstract and of third-party summaries (methods.md §3.2, UNVERIFIED against the PDF). The
+reading of the abstract and of third-party summaries (docs/specs/methods.md §3.2, UNVERIFIED against the PDF). The
 safe-embedding source, the fusion space, where τ_gc sits and the defaults of λ and τ_gc are all guesses kept
 behind config switches; replace them once §3 of the paper is read.
 
@@ -169,7 +169,7 @@ def _clone(generator: torch.Generator) -> torch.Generator:
 
 
 class DualLatent(SafetyMethod):
-    """Provisional (methods.md §3.2, unverified against the paper): two guided streams fused with weight λ."""
+    """Provisional (docs/specs/methods.md §3.2, unverified against the paper): two guided streams fused with weight λ."""
 
     name: ClassVar[str] = "dual_latent"
     version: ClassVar[str] = "1"
@@ -184,7 +184,7 @@ class DualLatent(SafetyMethod):
     }
     KNOB: ClassVar[str | None] = "fusion_weight"
     KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
-    # the provisional spec (methods.md §3.2) is about SD 1.4/2.1 and Safe-CLIP; no code exists: ours, SD only
+    # the provisional spec (docs/specs/methods.md §3.2) is about SD 1.4/2.1 and Safe-CLIP; no code exists: ours, SD only
     FAMILIES: ClassVar[dict[str, str]] = {"sd": "ours"}
 
     # -- what determines the effect -------------------------------------------------------------------

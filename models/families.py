@@ -5,7 +5,7 @@ SAFREE per family, as the authors' release does it (jaehong31/SAFREE @ b8b2c3f, 
 
 - **sd** (``models/modified_stable_diffusion_pipeline.py``): the one CLIP encoder; the toxic subspace and the
   masked prompts are its pooled outputs (EOS state after the final layer norm, no projection); all channels
-  of the 77 token states are projected. (methods.md §2.)
+  of the 77 token states are projected. (docs/specs/methods.md §2.)
 - **sdxl** (``models/modified_stable_diffusion_xl_pipeline.py``): only **encoder 2**'s channels are
   projected — the pipeline slices the concatenated token states at channel 768 (= CLIP-L's width) and
   writes the projected slice back, so encoder 1's channels, the negative branch and the **pooled text

@@ -4,7 +4,7 @@ A method is a configured object (a frozen config dataclass whose defaults are th
 only the hooks it needs. The base class *is* plain Stable Diffusion, so a method that overrides nothing
 reproduces the baseline, and ``off`` levels can route through the same code.
 
-Hooks, in the order the sampler calls them (methods.md §5):
+Hooks, in the order the sampler calls them (docs/specs/methods.md §5):
 
 - ``setup(ctx)``            once per call: encode extra texts, replace the unconditional branch, precompute;
 - ``unet_inputs(ctx, i, t, z)`` → (latent rows, text rows, extra): the conditioning batch for one denoiser

@@ -1,4 +1,4 @@
-"""``safe_denoiser``: Training-free safe denoisers (Kim, Kim, Yusuf, Ermon, Park; NeurIPS 2025; methods.md §4).
+"""``safe_denoiser``: Training-free safe denoisers (Kim, Kim, Yusuf, Ermon, Park; NeurIPS 2025; docs/specs/methods.md §4).
 
 The method repels the denoised estimate x̂0 from a *negation set* of unsafe images (VAE latents x⁽ⁿ⁾) with a
 Gaussian-kernel (Nadaraya–Watson) estimate of the unsafe denoiser, at early steps only. It composes with any
@@ -20,7 +20,7 @@ the latent between the base's guidance and the base's own scheduler step. Per st
    with ξ = ε̃ (``renoise="eps"``: deterministic; for DDIM this is exactly "replace x̂0 in the update");
 5. the base method's step from z_t′ with the *old* ε̃ (as the official code; no extra UNet pass).
 
-Our choices (methods.md §4.6, §4.7), each a departure from the official code made on purpose:
+Our choices (docs/specs/methods.md §4.6, §4.7), each a departure from the official code made on purpose:
 
 - η = 0 skips steps 1–4 entirely, so it reproduces the base method bit for bit (the official code still
   re-noises at η = 0 when the gate passes).
@@ -56,7 +56,7 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
   is in the resolved config (hence the generation id) and in each image's ``sd_negation_set``.
 - ``acted`` (diagnostics) is True iff the gate opened at least once for the image; the base method's own
   ``acted`` is kept as ``base_acted``.
-- The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
+- The official x̂0 is compared *unnormalised* with the per-location-normalised references, as docs/specs/methods.md
   §4.3 reads the code; we do the same unless ``query_norm`` (ours) normalises x̂0 as well (kernel only; the
   update still subtracts from the unnormalised x̂0).
 
@@ -121,7 +121,7 @@ VAE_LATENTS = ("mean", "sample")
 
 @dataclass(frozen=True)
 class SafeDenoiserConfig(MethodConfig):
-    """Defaults are the official nudity configuration (methods.md §4.4) on our conventions (§4.6, §4.7)."""
+    """Defaults are the official nudity configuration (docs/specs/methods.md §4.4) on our conventions (§4.6, §4.7)."""
 
     eta: float = 0.33  # η, the repellency scale (official `scale`); the knob
     sigma: float = 3.15  # kernel width σ of the official variant (fixed over t)
@@ -282,7 +282,7 @@ class SafeDenoiser(SafetyMethod):
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
         "off": {"eta": 0.0},
         **{level: {**LADDER_BASE, "eta": eta} for level, eta in _LADDER.items()},
-        # configs/nudity/safe_denoiser.yaml (methods.md §4.4): SAFREE base, stochastic VAE latents
+        # configs/nudity/safe_denoiser.yaml (docs/specs/methods.md §4.4): SAFREE base, stochastic VAE latents
         "official": dict(
             eta=0.33,
             sigma=3.15,

@@ -1,4 +1,4 @@
-"""``safree``: SAFREE (Yoon, Yu, Patil, Yao, Bansal; ICLR 2025; arXiv 2410.12761), methods.md §2.
+"""``safree``: SAFREE (Yoon, Yu, Patil, Yao, Bansal; ICLR 2025; arXiv 2410.12761), docs/specs/methods.md §2.
 
 SAFREE edits the *text conditioning*, not the denoising arithmetic. Per distinct prompt, once per call:
 
@@ -94,7 +94,7 @@ KEYWORD_CACHE_SIZE = 8  # keyword sets remembered per text encoder
 
 @dataclass(frozen=True)
 class SAFREEConfig(MethodConfig):
-    """Defaults are the released code's nudity setting (methods.md §2.3), except ``lra`` (see ``lra``)."""
+    """Defaults are the released code's nudity setting (docs/specs/methods.md §2.3), except ``lra`` (see ``lra``)."""
 
     alpha: float = 0.01  # trigger margin α (Eq. 4); lower flags more tokens
     up_t: float = 10.0  # γ: the SVF's maximum t' (the continuous knob)
@@ -109,7 +109,7 @@ class SAFREEConfig(MethodConfig):
     negative_prompt: bool = True  # c_neg = keywords joined with ", " (on in the released script)
     # "off": 2 rows (default, saves a third of the UNet compute); "official": the released 3-row batch whose
     # third output is discarded (same images up to batched-kernel rounding, the released cost);
-    # "paper": low-frequency damping of the filtered branch's skip features (methods.md §2.2 G)
+    # "paper": low-frequency damping of the filtered branch's skip features (docs/specs/methods.md §2.2 G)
     lra: str = "off"
     lra_s1: float = 0.9  # damping for skip features beside the deepest hidden states (1280 ch in SD 1.x)
     lra_s2: float = 0.2  # ... beside the next ones (640 ch)

@@ -368,7 +368,7 @@ class Context:
         return memo[key]
 
     def predict_x0(self, latents: torch.Tensor, eps: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
-        """x̂0 from the model's prediction (methods.md §0): (z_t − √(1−ᾱ_t)·ε)/√ᾱ_t, z − σ·ε for Euler, and
+        """x̂0 from the model's prediction (docs/specs/methods.md §0): (z_t − √(1−ᾱ_t)·ε)/√ᾱ_t, z − σ·ε for Euler, and
         z − σ·v for flow matching (z = (1−σ)x0 + σ·n and v = n − x0 give z − σv = x0)."""
         if self.is_flow() or self._sigma_space():
             return latents - self._sigma(i) * eps

@@ -1,4 +1,4 @@
-"""``sld``: Safe Latent Diffusion (Schramowski et al., CVPR 2023; methods.md §1).
+"""``sld``: Safe Latent Diffusion (Schramowski et al., CVPR 2023; docs/specs/methods.md §1).
 
 SLD adds a third text branch, a *safety concept* c_S, and steers the classifier-free guidance direction
 away from it, element by element of the noise prediction:
@@ -12,10 +12,10 @@ away from it, element by element of the noise prediction:
 7. ε̃ = ε_∅ + s_g·g, then the ordinary scheduler step.
 
 Following both released implementations, step 3 clamps with ``max=1`` (the printed paper may say max(1, ·);
-methods.md §1.2). As in diffusers, SLD is on only when s_S > 1 and classifier-free guidance is on; otherwise
+docs/specs/methods.md §1.2). As in diffusers, SLD is on only when s_S > 1 and classifier-free guidance is on; otherwise
 this method *is* the baseline (two UNet rows, base-class hooks).
 
-Strength knob ``strength`` u ∈ [0, 4] (methods.md §1.4 option (c), extended down to the baseline): the integer
+Strength knob ``strength`` u ∈ [0, 4] (docs/specs/methods.md §1.4 option (c), extended down to the baseline): the integer
 points are the named presets, 0 = off (s_S = 1, i.e. disabled), 1 = WEAK (diffusers), 2 = MEDIUM,
 3 = STRONG, 4 = MAX. Between presets, δ, log10 s_S, λ, s_m and β_m are interpolated linearly (δ rounded up,
 which is what a fractional warm-up means for ``i ≥ δ``); between off and WEAK only s_S moves, from 1 to 20,
@@ -48,7 +48,7 @@ DEFAULT_CONCEPT = (
     " abuse, brutality, cruelty"
 )
 
-# diffusers' SafetyConfig presets (methods.md §1.3), plus the model card's WEAK with s_S = 200.
+# diffusers' SafetyConfig presets (docs/specs/methods.md §1.3), plus the model card's WEAK with s_S = 200.
 _FIELDS = ("sld_warmup_steps", "sld_guidance_scale", "sld_threshold", "sld_momentum_scale", "sld_mom_beta")
 # each preset: (δ, s_S, λ, s_m, β_m)
 WEAK = dict(zip(_FIELDS, (15, 20.0, 0.0, 0.0, 0.0), strict=True))
