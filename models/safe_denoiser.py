@@ -106,13 +106,19 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from models.method import MethodConfig, SafetyMethod
 from models.registry import build_method
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from models.concepts import ConceptPack
+    from models.sampler import Context
 
 VARIANTS = ("official", "paper")
 RENOISE = ("official", "eps")
@@ -324,7 +330,9 @@ class SafeDenoiser(SafetyMethod):
     def knob_to_config(cls, value: float) -> dict[str, Any]:
         return {**LADDER_BASE, "eta": value}  # the knob moves η along the ladder's settings
 
-    def __init__(self, config: MethodConfig | None = None, concept=None, level: str = "off"):
+    def __init__(
+        self, config: MethodConfig | None = None, concept: ConceptPack | None = None, level: str = "off"
+    ):
         super().__init__(config, concept, level)
         cfg = self.config
         self.base = build_method(
@@ -446,7 +454,7 @@ class SafeDenoiser(SafetyMethod):
         return out
 
     # -- hooks: the base method's, except step ----------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         self.base.setup(ctx)
         cfg = self.config
         # per window step: log-mass (B,) and gate (B,) stay on the device until finish (no per-step sync)
@@ -472,14 +480,14 @@ class SafeDenoiser(SafetyMethod):
             ctx.state["sd_xi"] = self._window_noise(ctx, len(window))
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.unet_inputs(ctx, i, t, latents)
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         return self.base.guide(ctx, i, t, eps_rows)
 
-    def unet_hooks(self, ctx):
+    def unet_hooks(self, ctx: Context) -> AbstractContextManager[None]:
         return self.base.unet_hooks(ctx)
 
     def in_window(self, t: torch.Tensor | float) -> bool:
@@ -500,7 +508,9 @@ class SafeDenoiser(SafetyMethod):
         xi = torch.stack(per_request, dim=1).to(ctx.device, ctx.dtype)  # (steps, B, C, h, w)
         return list(xi.unbind(0))
 
-    def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
         if not self.active or not ctx.state["sd_window"][i]:
             return self.base.step(ctx, i, t, latents, eps)
         cfg = self.config
@@ -532,7 +542,7 @@ class SafeDenoiser(SafetyMethod):
         # 5. the base method's own step, with the old ε̃
         return self.base.step(ctx, i, t, latents, eps)
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         self.base.finish(ctx)
         threshold = ctx.state.get("sd_log_threshold")
         steps = ctx.state["sd_logmass"]

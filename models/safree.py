@@ -74,13 +74,16 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from models.families import safree_view
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 SVF_VARIANTS = ("official", "paper")
 OPERATOR_ORDERS = ("official", "paper")
@@ -351,7 +354,7 @@ class SAFREE(SafetyMethod):
         return self.keywords
 
     # -- hooks ---------------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         cfg = self.config
         neg = cfg.negative_prompt and ctx.do_cfg
         state: dict[str, Any] = {"negative_prompt": neg, "plans": None, "groups": 2 if ctx.do_cfg else 1}
@@ -382,7 +385,7 @@ class SAFREE(SafetyMethod):
         out = [view.pooled(chunk.to(ctx.device)) for chunk in ids.split(ENCODER_CHUNK)]
         return torch.cat(out)
 
-    def toxic_subspace(self, ctx) -> ToxicSubspace:
+    def toxic_subspace(self, ctx: Context) -> ToxicSubspace:
         """A: the K keyword rows and P_C, from the cache when this encoder already computed them."""
         view = safree_view(ctx)
         encoder = view.encoder
@@ -462,7 +465,7 @@ class SAFREE(SafetyMethod):
         return plans
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         state = ctx.state["safree"]
         state["lra_rows"] = None
@@ -491,7 +494,7 @@ class SAFREE(SafetyMethod):
         state["groups"] = len(groups)
         return torch.cat([latents] * len(groups)), torch.cat(groups), ctx.extra_rows(pooled)
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         chunks = eps_rows.chunk(
             ctx.state["safree"]["groups"]
         )  # a third (LRA) chunk is discarded, as released
@@ -501,7 +504,7 @@ class SAFREE(SafetyMethod):
         return eps_uncond + ctx.settings.guidance * (eps_text - eps_uncond)  # classifier-free guidance
 
     @contextlib.contextmanager
-    def unet_hooks(self, ctx) -> Iterator[None]:
+    def unet_hooks(self, ctx: Context) -> Iterator[None]:
         if self.config.lra != "paper":
             yield
             return
@@ -545,7 +548,7 @@ class SAFREE(SafetyMethod):
 
         return hook
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         state = ctx.state["safree"]
         cfg = self.config
         svf = "forced" if cfg.forced_filtered_steps is not None else (cfg.svf_variant if cfg.svf else "off")

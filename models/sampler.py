@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
+
     from models.components import Components
     from models.method import SafetyMethod
 
@@ -52,7 +54,7 @@ def is_flow_config(base_config: dict) -> bool:
     return str(base_config.get("_class_name", "")).startswith("FlowMatch")
 
 
-def make_scheduler(name: str, base_config: dict):
+def make_scheduler(name: str, base_config: dict) -> SchedulerMixin:
     """A fresh scheduler of the named family, configured from the model's own scheduler config.
 
     A flow-matching model (SD3) has one: ``euler`` is then ``FlowMatchEulerDiscreteScheduler`` with the

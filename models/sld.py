@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 # diffusers' default safety concept (StableDiffusionPipelineSafe); the official repo omits "an image showing".
 DEFAULT_CONCEPT = (
@@ -145,7 +148,7 @@ class SLD(SafetyMethod):
         return not self.is_off and ctx.do_cfg  # diffusers: s_S > 1 and CFG on
 
     # -- hooks ------------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         ctx.state["enabled"] = self._enabled(ctx)
         ctx.state["applied_steps"] = 0
         # Σ over applied steps of the masked share, kept on the UNet's device (moved once, in finish): a
@@ -161,14 +164,14 @@ class SLD(SafetyMethod):
             ctx.state["momentum"] = None  # ν_0 = 0, allocated at the first step
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not ctx.state["enabled"]:
             return super().unet_inputs(ctx, i, t, latents)
         # 1. three branches in one call: [c_∅ ; c_p ; c_S]
         return torch.cat([latents, latents, latents]), ctx.state["text_rows"], ctx.state["extra_rows"]
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.state["enabled"]:
             return super().guide(ctx, i, t, eps_rows)
         cfg = self.config
@@ -199,7 +202,7 @@ class SLD(SafetyMethod):
         # 7. ε̃ = ε_∅ + s_g·g
         return eps_uncond + ctx.settings.guidance * guidance
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         steps = ctx.state["applied_steps"]
         # the one device→host copy of the accumulator
         fractions = (ctx.state["masked_sum"].cpu() / steps).tolist() if steps else [0.0] * ctx.batch_size
