@@ -493,12 +493,14 @@ def _read_index(source: str, local: Path | None, kwargs: dict) -> dict:
     return dict(DiffusionPipeline.load_config(source, **kwargs))
 
 
-def _load_parts(family: str, source: str, local: Path | None, index: dict, torch_dtype, kwargs: dict) -> dict:
+def _load_parts(
+    family: str, source: str, local: Path | None, index: dict, torch_dtype: Any, kwargs: dict
+) -> dict:
     """The family's parts, by the classes its pipeline uses."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    def part(cls, subfolder):
+    def part(cls: type, subfolder: str) -> Any:
         return cls.from_pretrained(source, subfolder=subfolder, torch_dtype=torch_dtype, **kwargs)
 
     parts: dict[str, Any] = {

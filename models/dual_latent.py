@@ -254,7 +254,7 @@ class DualLatent(SafetyMethod):
             return min(n, int(tau))
         return next((i for i, t in enumerate(ctx.timesteps) if float(t) <= tau), n)
 
-    def _dual(self, ctx, i: int) -> bool:
+    def _dual(self, ctx: Context, i: int) -> bool:
         return self.active and i >= ctx.state["dl_start"]
 
     # -- hooks ----------------------------------------------------------------------------------------

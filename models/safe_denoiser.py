@@ -422,7 +422,7 @@ class SafeDenoiser(SafetyMethod):
     def family_error(self, family: str) -> str | None:
         return super().family_error(family) or self.base.family_error(family)  # the base must run there too
 
-    def _negation_set(self, ctx) -> NegationSet:
+    def _negation_set(self, ctx: Context) -> NegationSet:
         s, cfg = ctx.settings, self.config
         try:  # the version for this model and size when the name has several, else let the check say why
             source = self.negation_source(model_key(ctx.components.model_id), s.height, s.width)
@@ -493,7 +493,7 @@ class SafeDenoiser(SafetyMethod):
     def in_window(self, t: torch.Tensor | float) -> bool:
         return self.config.t_end <= float(t) <= self.config.t_start
 
-    def _window_noise(self, ctx, n_steps: int) -> list[torch.Tensor]:
+    def _window_noise(self, ctx: Context, n_steps: int) -> list[torch.Tensor]:
         """ξ for every window step, drawn up front and moved to the device once: per request from its own
         stream, one (1, C, h, w) draw per step in step order — the very draws the loop used to make."""
         shape = (1, ctx.components.unet.config.in_channels) + tuple(
@@ -568,13 +568,13 @@ class SafeDenoiser(SafetyMethod):
 
     # -- helpers ----------------------------------------------------------------------------------------
     @staticmethod
-    def _noise_level(ctx, i: int, t: torch.Tensor) -> tuple[float, float]:
+    def _noise_level(ctx: Context, i: int, t: torch.Tensor) -> tuple[float, float]:
         """(a, s) with z_t = a·x0 + s·ε at step i, read off the shared re-noising (works in σ space too)."""
         one = torch.ones(1, device=ctx.device, dtype=torch.float32)
         zero = torch.zeros_like(one)
         return float(ctx.renoise(one, zero, i, t)), float(ctx.renoise(zero, one, i, t))
 
-    def _log_threshold(self, ctx, latents: torch.Tensor) -> float:
+    def _log_threshold(self, ctx: Context, latents: torch.Tensor) -> float:
         """§4.3 step 5: kernel masses of the references noised to the smallest timestep → quantile − margin."""
         cfg = self.config
         if cfg.gate_threshold is not None:

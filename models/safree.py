@@ -72,7 +72,7 @@ import contextlib
 import math
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -378,7 +378,7 @@ class SAFREE(SafetyMethod):
         state["has_trigger"] = torch.tensor([bool(plans[p].triggers.any()) for p in rows], device=ctx.device)
 
     @torch.no_grad()
-    def _pooled(self, ctx, ids: torch.Tensor) -> torch.Tensor:
+    def _pooled(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
         """Pooled CLIP output (EOS state after the final layer norm), float32. The causal mask makes it
         independent of the padding after EOS, so 77-token rows batch freely."""
         view = safree_view(ctx)  # sd: the CLIP pooler output; sdxl/sd3: encoder 2's projection
@@ -405,7 +405,7 @@ class SAFREE(SafetyMethod):
             entries.popitem(last=False)
         return ToxicSubspace(pooled, p_concept, hit=False)
 
-    def _plan_prompts(self, ctx, prompts: list[str]) -> list[_PromptPlan]:
+    def _plan_prompts(self, ctx: Context, prompts: list[str]) -> list[_PromptPlan]:
         """A–E for each distinct prompt; one plan per prompt."""
         cfg = self.config
         view = safree_view(ctx)
@@ -523,12 +523,14 @@ class SAFREE(SafetyMethod):
             for handle in handles:
                 handle.remove()
 
-    def _skip_hook(self, ctx, block, damping: dict[int, float]):
+    def _skip_hook(
+        self, ctx: Context, block: torch.nn.Module, damping: dict[int, float]
+    ) -> Callable[..., tuple | None]:
         """A pre-hook on one up-block that damps the skip features its resnets will concatenate, choosing s
         by the width of the hidden state each skip joins (as the released FreeU patch does)."""
         window = self.config.lra_window
 
-        def hook(module, args, kwargs):
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
             rows = ctx.state["safree"].get("lra_rows")
             skips = kwargs.get("res_hidden_states_tuple")
             if rows is None or skips is None:

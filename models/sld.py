@@ -144,7 +144,7 @@ class SLD(SafetyMethod):
     def is_off(self) -> bool:
         return self.config.sld_guidance_scale <= 1.0
 
-    def _enabled(self, ctx) -> bool:
+    def _enabled(self, ctx: Context) -> bool:
         return not self.is_off and ctx.do_cfg  # diffusers: s_S > 1 and CFG on
 
     # -- hooks ------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def measure(components: Components) -> Iterator[Measurement]:
     unet = components.unet
     m = Measurement()
 
-    def count(_module, args, kwargs):
+    def count(_module: object, args: tuple, kwargs: dict[str, Any]) -> None:
         x = args[0] if args else kwargs.get("sample")
         m.calls += 1
         m.rows += int(x.shape[0]) if x is not None else 0

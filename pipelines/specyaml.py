@@ -30,7 +30,7 @@ class SpecYAMLError(ValueError):
         self.line = line
 
 
-def _line(node_or_event) -> int | None:
+def _line(node_or_event: yaml.Node | yaml.Event) -> int | None:
     mark = getattr(node_or_event, "start_mark", None)
     return mark.line + 1 if mark is not None else None
 
