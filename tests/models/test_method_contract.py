@@ -125,6 +125,7 @@ def ordering_problem(distances: list[float]) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SAFETY)
 def test_more_strength_moves_further_from_baseline(name, generate, world):
     base = generate("baseline")

@@ -186,6 +186,7 @@ def test_a_batch_that_loses_images_drops_their_rows(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_edited_or_deleted_score_rows_force_a_full_refresh(wh):
     with writer(wh) as con:
         con.execute("UPDATE scores SET value = 0.99 WHERE scorer = 'nudenet_classifier'")
@@ -210,6 +211,7 @@ def test_a_new_rule_version_rebuilds(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_validation_and_label_merge(wh, tmp_path):
     from pipelines.expectations import Result
     from pipelines.validate import store_results
@@ -256,6 +258,7 @@ def test_an_old_warehouse_with_plain_views_migrates(tmp_path):
     assert_tables_match_views(path)
 
 
+@pytest.mark.slow
 def test_a_failed_refresh_keeps_the_previous_state_and_publishes_nothing(wh):
     before = tradeoff(wh)
     snap = snapshot_path(wh)
@@ -290,6 +293,7 @@ def test_a_failed_refresh_keeps_the_previous_state_and_publishes_nothing(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_create_views_is_skipped_when_nothing_changed(wh):
     con = duckdb.connect(str(wh))
     try:
@@ -303,6 +307,7 @@ def test_create_views_is_skipped_when_nothing_changed(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_a_changed_view_file_rebuilds(wh, tmp_path, monkeypatch):
     import pipelines.warehouse as w
 
@@ -364,6 +369,7 @@ def test_every_input_of_a_materialised_table_is_tracked_by_the_refresh():
         assert not untracked, f"{d.name} reads {sorted(untracked)}, which the refresh does not watch"
 
 
+@pytest.mark.slow
 def test_a_rescored_baseline_refreshes_runs_that_only_point_at_it(wh):
     """Run 3 holds sld/weak images whose same-seed baselines live only in run 1: a new CLIP score of those
     baselines changes run 3's clip_score_drop, so run 3 must refresh too."""

@@ -1,5 +1,6 @@
-"""The pre-commit hooks run the linters the project pins: one ruff version in constraints.txt, the test
-extra and .pre-commit-config.yaml; sqlfluff only on sql/, with the DuckDB dialect of .sqlfluff."""
+"""Development habits the repository promises: the pre-commit hooks run the linters the project pins (one
+ruff version in constraints.txt, the test extra and .pre-commit-config.yaml; sqlfluff only on sql/, with
+the DuckDB dialect of .sqlfluff), and ``make test-fast`` deselects only registered markers."""
 
 from __future__ import annotations
 
@@ -53,3 +54,15 @@ def test_sqlfluff_lints_sql_only_as_duckdb():
     config = configparser.ConfigParser()
     config.read(REPO / ".sqlfluff")
     assert config["sqlfluff"]["dialect"] == "duckdb"
+
+
+def test_test_fast_deselects_registered_markers_only():
+    makefile = (REPO / "Makefile").read_text()
+    expr = re.search(r'^test-fast:.*\n\t.*-m "([^"]+)"', makefile, re.M).group(1)
+    deselected = re.findall(r"not (\w+)", expr)
+    assert {"slow", "celery", "browser", "tradeoff"} <= set(deselected)
+    ini = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    registered = {m.split(":")[0] for m in ini["markers"]}
+    assert set(deselected) <= registered
+    assert "--strict-markers" in ini["addopts"]
+    assert re.search(r"^test:.*\n\t\$\(PY\) -m pytest -q$", makefile, re.M)  # make test runs them all
