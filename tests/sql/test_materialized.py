@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -91,9 +92,18 @@ def tradeoff(path, run_id: str = RUN_1, rule: str = "nudenet_i2p") -> list[tuple
         con.close()
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The fixture warehouse (main file and published snapshot), built once per module."""
+    return build_fixture_warehouse(tmp_path_factory.mktemp("mat-template") / "mat.duckdb").path
+
+
 @pytest.fixture()
-def wh(tmp_path):
-    return build_fixture_warehouse(tmp_path / "mat.duckdb").path
+def wh(template, tmp_path) -> Path:
+    """A private copy of the template: what a fresh ``build_fixture_warehouse`` gives, without rebuilding."""
+    for p in template.parent.glob("mat*.duckdb"):
+        shutil.copy2(p, tmp_path / p.name)
+    return tmp_path / "mat.duckdb"
 
 
 def test_fixture_build_leaves_tables_equal_to_views(wh):
