@@ -189,6 +189,7 @@ def test_model_card_reports_measured_quality():
 
 
 # -------------------------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_train_runs_and_resumes(tmp_path):
     from diffusers import StableDiffusionPipeline
 

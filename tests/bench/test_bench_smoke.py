@@ -145,6 +145,7 @@ def test_synthetic_ids_are_unique_hex():
     assert len(set(ids)) == 10_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
+@pytest.mark.slow
 def test_full_size_family_configs_on_meta_device():
     """SDXL-base and SD3-medium architectures (random weights) have their published parameter counts."""
     bench = _module("bench_methods")
