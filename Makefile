@@ -34,7 +34,7 @@ test: install browser
 	$(PY) -m pytest -q
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not celery and not browser"
+	$(PY) -m pytest -q -m "not slow and not celery and not browser and not tradeoff"
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -25,7 +25,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CLIP_TOKENIZER_DIR = ASSETS / "clip_tokenizer"
@@ -188,7 +192,7 @@ class Components:
         return float(self.vae.config.scaling_factor)
 
 
-def load_clip_tokenizer(path: str | os.PathLike | None = None):
+def load_clip_tokenizer(path: str | os.PathLike | None = None) -> CLIPTokenizer:
     """The CLIP BPE tokenizer (49,408 ids). transformers 5 ignores vocab_file=/merges_file= arguments,
     so it must come through ``from_pretrained`` on a folder."""
     from transformers import CLIPTokenizer
@@ -238,7 +242,7 @@ def tiny_configs(text_hidden: int = 32) -> dict[str, dict]:
     }
 
 
-def build_tiny_pipeline(seed: int = TINY_SEED):
+def build_tiny_pipeline(seed: int = TINY_SEED) -> StableDiffusionPipeline:
     """A diffusers StableDiffusionPipeline with random weights and the real CLIP tokenizer."""
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -289,7 +293,7 @@ TINY_SDXL = {"te1": 32, "te2": 32, "time_dim": 8}
 TINY_SD3 = {"te1": 32, "te2": 48, "joint": 96}
 
 
-def build_tiny_sdxl_pipeline(seed: int = TINY_SEED):
+def build_tiny_sdxl_pipeline(seed: int = TINY_SEED) -> StableDiffusionXLPipeline:
     """A diffusers StableDiffusionXLPipeline with random weights at toy size and the real CLIP tokenizer."""
     import torch
     from diffusers import (
@@ -340,7 +344,7 @@ def build_tiny_sdxl_pipeline(seed: int = TINY_SEED):
     )
 
 
-def build_tiny_sd3_pipeline(seed: int = TINY_SEED):
+def build_tiny_sd3_pipeline(seed: int = TINY_SEED) -> StableDiffusion3Pipeline:
     """A diffusers StableDiffusion3Pipeline with random weights at toy size, CLIP-L/G and no T5 (no T5
     vocabulary can be built offline; diffusers then feeds zeros in T5's place, and so do we)."""
     import torch
@@ -489,12 +493,14 @@ def _read_index(source: str, local: Path | None, kwargs: dict) -> dict:
     return dict(DiffusionPipeline.load_config(source, **kwargs))
 
 
-def _load_parts(family: str, source: str, local: Path | None, index: dict, torch_dtype, kwargs: dict) -> dict:
+def _load_parts(
+    family: str, source: str, local: Path | None, index: dict, torch_dtype: Any, kwargs: dict
+) -> dict:
     """The family's parts, by the classes its pipeline uses."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    def part(cls, subfolder):
+    def part(cls: type, subfolder: str) -> Any:
         return cls.from_pretrained(source, subfolder=subfolder, torch_dtype=torch_dtype, **kwargs)
 
     parts: dict[str, Any] = {

@@ -1,8 +1,8 @@
 """``dual_latent``: context-preserving dual latent reconstruction (Vice, Akhtar, [Shah], Hartley, Mian;
-arXiv 2411.13982), methods.md §3.
+arXiv 2411.13982), docs/specs/methods.md §3.
 
 **Provisional.** No code has been released and the paper's method section was not available: this is our
-reading of the abstract and of third-party summaries (methods.md §3.2, UNVERIFIED against the PDF). The
+reading of the abstract and of third-party summaries (docs/specs/methods.md §3.2, UNVERIFIED against the PDF). The
 safe-embedding source, the fusion space, where τ_gc sits and the defaults of λ and τ_gc are all guesses kept
 behind config switches; replace them once §3 of the paper is read.
 
@@ -56,12 +56,17 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from models.components import ModelLoadError
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from transformers import CLIPTextModel
+
+    from models.sampler import Context
 
 FUSION_SPACES = ("latent", "eps", "x0")
 TAU_UNITS = ("fraction", "step", "timestep")
@@ -125,8 +130,11 @@ def rewrite_prompt(prompt: str, replace: dict[str, str]) -> str:
 
 
 def load_safe_encoder(
-    model: str, subfolder: str | None = None, device: str | torch.device = "cpu", dtype=None
-):
+    model: str,
+    subfolder: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> CLIPTextModel:
     """A CLIPTextModel from a local folder or a hub id (cache only when offline); one-line errors."""
     from transformers import CLIPTextModel
 
@@ -169,7 +177,7 @@ def _clone(generator: torch.Generator) -> torch.Generator:
 
 
 class DualLatent(SafetyMethod):
-    """Provisional (methods.md §3.2, unverified against the paper): two guided streams fused with weight λ."""
+    """Provisional (docs/specs/methods.md §3.2, unverified against the paper): two guided streams fused with weight λ."""
 
     name: ClassVar[str] = "dual_latent"
     version: ClassVar[str] = "1"
@@ -184,7 +192,7 @@ class DualLatent(SafetyMethod):
     }
     KNOB: ClassVar[str | None] = "fusion_weight"
     KNOB_VALUES: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
-    # the provisional spec (methods.md §3.2) is about SD 1.4/2.1 and Safe-CLIP; no code exists: ours, SD only
+    # the provisional spec (docs/specs/methods.md §3.2) is about SD 1.4/2.1 and Safe-CLIP; no code exists: ours, SD only
     FAMILIES: ClassVar[dict[str, str]] = {"sd": "ours"}
 
     # -- what determines the effect -------------------------------------------------------------------
@@ -237,7 +245,7 @@ class DualLatent(SafetyMethod):
             f"encoder:{spec['model']}" + (f"/{spec['subfolder']}" if spec.get("subfolder") else "")
         ] * len(prompts)
 
-    def dual_start(self, ctx) -> int:
+    def dual_start(self, ctx: Context) -> int:
         """Index i_gc of the first dual-phase step."""
         n, tau, unit = len(ctx.timesteps), self.config.tau_gc, self.config.tau_gc_unit
         if unit == "fraction":
@@ -246,11 +254,11 @@ class DualLatent(SafetyMethod):
             return min(n, int(tau))
         return next((i for i, t in enumerate(ctx.timesteps) if float(t) <= tau), n)
 
-    def _dual(self, ctx, i: int) -> bool:
+    def _dual(self, ctx: Context, i: int) -> bool:
         return self.active and i >= ctx.state["dl_start"]
 
     # -- hooks ----------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         ctx.state["dl_fused"] = 0
         if not self.active:
             ctx.state["dl_start"] = len(ctx.timesteps)
@@ -273,7 +281,7 @@ class DualLatent(SafetyMethod):
         ctx.state["dl_start"] = self.dual_start(ctx)
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._dual(ctx, i):
             return super().unet_inputs(ctx, i, t, latents)
@@ -283,7 +291,7 @@ class DualLatent(SafetyMethod):
         # one call, three branches on the shared latent: [c_∅ ; c_u ; c_s]
         return torch.cat([latents, latents, latents]), torch.cat([ctx.uncond, ctx.cond, safe])
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not self._dual(ctx, i):
             return super().guide(ctx, i, t, eps_rows)
         if not ctx.do_cfg:
@@ -296,7 +304,9 @@ class DualLatent(SafetyMethod):
         ctx.state["dl_eps_safe"] = eps_s
         return eps_u
 
-    def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
         if not self._dual(ctx, i):
             return super().step(ctx, i, t, latents, eps)
         lam, eps_s = self.config.fusion_weight, ctx.state.pop("dl_eps_safe")
@@ -318,7 +328,7 @@ class DualLatent(SafetyMethod):
         ctx.state["dl_fused"] += 1
         return out
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         texts = ctx.state.get("dl_texts") or [None] * ctx.batch_size
         rewrite = self.active and self.source()["kind"] == "rewrite"
         for diag, text, prompt in zip(ctx.diagnostics, texts, ctx.prompts, strict=True):

@@ -5,7 +5,7 @@ SAFREE per family, as the authors' release does it (jaehong31/SAFREE @ b8b2c3f, 
 
 - **sd** (``models/modified_stable_diffusion_pipeline.py``): the one CLIP encoder; the toxic subspace and the
   masked prompts are its pooled outputs (EOS state after the final layer norm, no projection); all channels
-  of the 77 token states are projected. (methods.md §2.)
+  of the 77 token states are projected. (docs/specs/methods.md §2.)
 - **sdxl** (``models/modified_stable_diffusion_xl_pipeline.py``): only **encoder 2**'s channels are
   projected — the pipeline slices the concatenated token states at channel 768 (= CLIP-L's width) and
   writes the projected slice back, so encoder 1's channels, the negative branch and the **pooled text
@@ -34,9 +34,12 @@ SAFREE per family, as the authors' release does it (jaehong31/SAFREE @ b8b2c3f, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 T5_MAX_LENGTH = 256  # diffusers' SD3 default max_sequence_length (the T5 rows, or their zeros)
 DEFAULT_SCHEDULERS = {"sd": "ddim", "sdxl": "ddim", "sd3": "euler"}
@@ -60,7 +63,7 @@ def check_scheduler(family: str, name: str) -> None:
 
 
 @torch.no_grad()
-def sd3_t5_states(ctx, texts: list[str]) -> torch.Tensor:
+def sd3_t5_states(ctx: Context, texts: list[str]) -> torch.Tensor:
     """SD3's T5 token states (B, 256, joint dim), or zeros of that shape when the model has no T5 — as
     diffusers' StableDiffusion3Pipeline does, so a T5-less SD3 folder conditions on CLIP alone."""
     c = ctx.components
@@ -107,7 +110,7 @@ class TextView:
         return out
 
 
-def safree_view(ctx) -> TextView:
+def safree_view(ctx: Context) -> TextView:
     """SAFREE's text view for this call's family (see the module docstring for what the release does)."""
     c = ctx.components
     if ctx.family == "sd":

@@ -4,7 +4,7 @@ A method is a configured object (a frozen config dataclass whose defaults are th
 only the hooks it needs. The base class *is* plain Stable Diffusion, so a method that overrides nothing
 reproduces the baseline, and ``off`` levels can route through the same code.
 
-Hooks, in the order the sampler calls them (methods.md §5):
+Hooks, in the order the sampler calls them (docs/specs/methods.md §5):
 
 - ``setup(ctx)``            once per call: encode extra texts, replace the unconditional branch, precompute;
 - ``unet_inputs(ctx, i, t, z)`` → (latent rows, text rows, extra): the conditioning batch for one denoiser
@@ -33,11 +33,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from models.concepts import ConceptPack
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 STANDARD_LEVELS = ("off", "weak", "medium", "strong", "max")
 
@@ -132,30 +135,32 @@ class SafetyMethod:
         return f"method {self.name!r} does not support model family {family!r} (supported: {', '.join(self.FAMILIES)})"
 
     # -- hooks ----------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         return None
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not ctx.do_cfg:
             return latents, ctx.cond, ctx.cfg_extra_rows()
         return torch.cat([latents, latents]), ctx.cfg_text_rows(), ctx.cfg_extra_rows()
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.do_cfg:
             return eps_rows
         eps_uncond, eps_text = eps_rows.chunk(2)
         return eps_uncond + ctx.settings.guidance * (eps_text - eps_uncond)  # classifier-free guidance
 
-    def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
         return ctx.scheduler_step(eps, t, latents).prev_sample
 
     @contextlib.contextmanager
-    def unet_hooks(self, ctx) -> Iterator[None]:
+    def unet_hooks(self, ctx: Context) -> Iterator[None]:
         yield
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         return None
 
     # -- data requirements (run-spec validation, before anything is generated) --------------------------

@@ -24,10 +24,13 @@ import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from models.components import Components
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 ENCODING_VERSION = "1"  # bump when the way images become latents changes (invalidates the disk cache)
@@ -59,7 +62,7 @@ def vae_fingerprint(vae: torch.nn.Module) -> str:
     return _VAE_MEMO[vae]
 
 
-def image_tensor(image, height: int, width: int) -> torch.Tensor:
+def image_tensor(image: str | os.PathLike | np.ndarray, height: int, width: int) -> torch.Tensor:
     """A path or uint8 H×W×3 array → 3×h×w float in [−1, 1] at the run's size (bicubic), as the VAE was trained."""
     from PIL import Image
 
@@ -73,7 +76,9 @@ def image_tensor(image, height: int, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_images(components, images: list, height: int, width: int, latent: str, seed: int) -> torch.Tensor:
+def encode_images(
+    components: Components, images: list, height: int, width: int, latent: str, seed: int
+) -> torch.Tensor:
     """VAE latents (N, C, h, w), float32 on CPU, scaled like the UNet's latents. ``latent="sample"`` takes one
     posterior draw per image from a fixed CPU stream (the release's stochastic encoding); "mean" the mean."""
     vae = components.vae
@@ -141,7 +146,12 @@ def negation_content_hash(folder: str | os.PathLike) -> str:
 
 
 def load_negation_set(
-    components, folder: str | os.PathLike, height: int, width: int, latent: str = "mean", seed: int = 0
+    components: Components,
+    folder: str | os.PathLike,
+    height: int,
+    width: int,
+    latent: str = "mean",
+    seed: int = 0,
 ) -> NegationSet:
     """VAE latents of every image in ``folder``, encoded once: memory cache, then disk cache, then the VAE."""
     files = image_files(folder)
@@ -284,7 +294,7 @@ def pinned(manifest: dict[str, Any]) -> str:
     return f"{manifest['name']}@{manifest['set_hash']}"
 
 
-def load_artifact(components, manifest: dict[str, Any], height: int, width: int) -> NegationSet:
+def load_artifact(components: Components, manifest: dict[str, Any], height: int, width: int) -> NegationSet:
     """The artifact's latents, after checking that they were encoded by this VAE at this size."""
     from safetensors.torch import load_file
 

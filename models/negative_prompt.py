@@ -13,9 +13,12 @@ if any, is kept in front of the keywords rather than silently dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 SEPARATOR = ", "
 
@@ -92,11 +95,11 @@ class NegativePrompt(SafetyMethod):
             return str(exc)
         return None
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         for diag in ctx.diagnostics:  # the keywords replace c_∅ of every image whenever CFG is on
             diag["acted"] = not self.is_off and ctx.do_cfg
 
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         # Without CFG there is no unconditional branch to replace (diffusers ignores negative_prompt too).
         if self.is_off or not ctx.do_cfg:
             return

@@ -1,4 +1,4 @@
-"""``safe_denoiser``: Training-free safe denoisers (Kim, Kim, Yusuf, Ermon, Park; NeurIPS 2025; methods.md §4).
+"""``safe_denoiser``: Training-free safe denoisers (Kim, Kim, Yusuf, Ermon, Park; NeurIPS 2025; docs/specs/methods.md §4).
 
 The method repels the denoised estimate x̂0 from a *negation set* of unsafe images (VAE latents x⁽ⁿ⁾) with a
 Gaussian-kernel (Nadaraya–Watson) estimate of the unsafe denoiser, at early steps only. It composes with any
@@ -20,7 +20,7 @@ the latent between the base's guidance and the base's own scheduler step. Per st
    with ξ = ε̃ (``renoise="eps"``: deterministic; for DDIM this is exactly "replace x̂0 in the update");
 5. the base method's step from z_t′ with the *old* ε̃ (as the official code; no extra UNet pass).
 
-Our choices (methods.md §4.6, §4.7), each a departure from the official code made on purpose:
+Our choices (docs/specs/methods.md §4.6, §4.7), each a departure from the official code made on purpose:
 
 - η = 0 skips steps 1–4 entirely, so it reproduces the base method bit for bit (the official code still
   re-noises at η = 0 when the gate passes).
@@ -56,7 +56,7 @@ Our choices (methods.md §4.6, §4.7), each a departure from the official code m
   is in the resolved config (hence the generation id) and in each image's ``sd_negation_set``.
 - ``acted`` (diagnostics) is True iff the gate opened at least once for the image; the base method's own
   ``acted`` is kept as ``base_acted``.
-- The official x̂0 is compared *unnormalised* with the per-location-normalised references, as methods.md
+- The official x̂0 is compared *unnormalised* with the per-location-normalised references, as docs/specs/methods.md
   §4.3 reads the code; we do the same unless ``query_norm`` (ours) normalises x̂0 as well (kernel only; the
   update still subtracts from the unnormalised x̂0).
 
@@ -106,13 +106,19 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from models.method import MethodConfig, SafetyMethod
 from models.registry import build_method
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from models.concepts import ConceptPack
+    from models.sampler import Context
 
 VARIANTS = ("official", "paper")
 RENOISE = ("official", "eps")
@@ -121,7 +127,7 @@ VAE_LATENTS = ("mean", "sample")
 
 @dataclass(frozen=True)
 class SafeDenoiserConfig(MethodConfig):
-    """Defaults are the official nudity configuration (methods.md §4.4) on our conventions (§4.6, §4.7)."""
+    """Defaults are the official nudity configuration (docs/specs/methods.md §4.4) on our conventions (§4.6, §4.7)."""
 
     eta: float = 0.33  # η, the repellency scale (official `scale`); the knob
     sigma: float = 3.15  # kernel width σ of the official variant (fixed over t)
@@ -282,7 +288,7 @@ class SafeDenoiser(SafetyMethod):
     LEVELS: ClassVar[dict[str, dict[str, Any]]] = {
         "off": {"eta": 0.0},
         **{level: {**LADDER_BASE, "eta": eta} for level, eta in _LADDER.items()},
-        # configs/nudity/safe_denoiser.yaml (methods.md §4.4): SAFREE base, stochastic VAE latents
+        # configs/nudity/safe_denoiser.yaml (docs/specs/methods.md §4.4): SAFREE base, stochastic VAE latents
         "official": dict(
             eta=0.33,
             sigma=3.15,
@@ -324,7 +330,9 @@ class SafeDenoiser(SafetyMethod):
     def knob_to_config(cls, value: float) -> dict[str, Any]:
         return {**LADDER_BASE, "eta": value}  # the knob moves η along the ladder's settings
 
-    def __init__(self, config: MethodConfig | None = None, concept=None, level: str = "off"):
+    def __init__(
+        self, config: MethodConfig | None = None, concept: ConceptPack | None = None, level: str = "off"
+    ):
         super().__init__(config, concept, level)
         cfg = self.config
         self.base = build_method(
@@ -414,7 +422,7 @@ class SafeDenoiser(SafetyMethod):
     def family_error(self, family: str) -> str | None:
         return super().family_error(family) or self.base.family_error(family)  # the base must run there too
 
-    def _negation_set(self, ctx) -> NegationSet:
+    def _negation_set(self, ctx: Context) -> NegationSet:
         s, cfg = ctx.settings, self.config
         try:  # the version for this model and size when the name has several, else let the check say why
             source = self.negation_source(model_key(ctx.components.model_id), s.height, s.width)
@@ -446,7 +454,7 @@ class SafeDenoiser(SafetyMethod):
         return out
 
     # -- hooks: the base method's, except step ----------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         self.base.setup(ctx)
         cfg = self.config
         # per window step: log-mass (B,) and gate (B,) stay on the device until finish (no per-step sync)
@@ -472,20 +480,20 @@ class SafeDenoiser(SafetyMethod):
             ctx.state["sd_xi"] = self._window_noise(ctx, len(window))
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.unet_inputs(ctx, i, t, latents)
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         return self.base.guide(ctx, i, t, eps_rows)
 
-    def unet_hooks(self, ctx):
+    def unet_hooks(self, ctx: Context) -> AbstractContextManager[None]:
         return self.base.unet_hooks(ctx)
 
     def in_window(self, t: torch.Tensor | float) -> bool:
         return self.config.t_end <= float(t) <= self.config.t_start
 
-    def _window_noise(self, ctx, n_steps: int) -> list[torch.Tensor]:
+    def _window_noise(self, ctx: Context, n_steps: int) -> list[torch.Tensor]:
         """ξ for every window step, drawn up front and moved to the device once: per request from its own
         stream, one (1, C, h, w) draw per step in step order — the very draws the loop used to make."""
         shape = (1, ctx.components.unet.config.in_channels) + tuple(
@@ -500,7 +508,9 @@ class SafeDenoiser(SafetyMethod):
         xi = torch.stack(per_request, dim=1).to(ctx.device, ctx.dtype)  # (steps, B, C, h, w)
         return list(xi.unbind(0))
 
-    def step(self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
         if not self.active or not ctx.state["sd_window"][i]:
             return self.base.step(ctx, i, t, latents, eps)
         cfg = self.config
@@ -532,7 +542,7 @@ class SafeDenoiser(SafetyMethod):
         # 5. the base method's own step, with the old ε̃
         return self.base.step(ctx, i, t, latents, eps)
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         self.base.finish(ctx)
         threshold = ctx.state.get("sd_log_threshold")
         steps = ctx.state["sd_logmass"]
@@ -558,13 +568,13 @@ class SafeDenoiser(SafetyMethod):
 
     # -- helpers ----------------------------------------------------------------------------------------
     @staticmethod
-    def _noise_level(ctx, i: int, t: torch.Tensor) -> tuple[float, float]:
+    def _noise_level(ctx: Context, i: int, t: torch.Tensor) -> tuple[float, float]:
         """(a, s) with z_t = a·x0 + s·ε at step i, read off the shared re-noising (works in σ space too)."""
         one = torch.ones(1, device=ctx.device, dtype=torch.float32)
         zero = torch.zeros_like(one)
         return float(ctx.renoise(one, zero, i, t)), float(ctx.renoise(zero, one, i, t))
 
-    def _log_threshold(self, ctx, latents: torch.Tensor) -> float:
+    def _log_threshold(self, ctx: Context, latents: torch.Tensor) -> float:
         """§4.3 step 5: kernel masses of the references noised to the smallest timestep → quantile − margin."""
         cfg = self.config
         if cfg.gate_threshold is not None:

@@ -1,4 +1,4 @@
-"""``safree``: SAFREE (Yoon, Yu, Patil, Yao, Bansal; ICLR 2025; arXiv 2410.12761), methods.md §2.
+"""``safree``: SAFREE (Yoon, Yu, Patil, Yao, Bansal; ICLR 2025; arXiv 2410.12761), docs/specs/methods.md §2.
 
 SAFREE edits the *text conditioning*, not the denoising arithmetic. Per distinct prompt, once per call:
 
@@ -73,15 +73,18 @@ import contextlib
 import math
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from models.families import safree_view
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 SVF_VARIANTS = ("official", "paper")
 OPERATOR_ORDERS = ("official", "paper")
@@ -95,7 +98,7 @@ KEYWORD_CACHE_SIZE = 8  # keyword sets remembered per text encoder
 
 @dataclass(frozen=True)
 class SAFREEConfig(MethodConfig):
-    """Defaults are the released code's nudity setting (methods.md §2.3), except ``lra`` (see ``lra``)."""
+    """Defaults are the released code's nudity setting (docs/specs/methods.md §2.3), except ``lra`` (see ``lra``)."""
 
     alpha: float = 0.01  # trigger margin α (Eq. 4); lower flags more tokens
     up_t: float = 10.0  # γ: the SVF's maximum t' (the continuous knob)
@@ -110,7 +113,7 @@ class SAFREEConfig(MethodConfig):
     negative_prompt: bool = True  # c_neg = keywords joined with ", " (on in the released script)
     # "off": 2 rows (default, saves a third of the UNet compute); "official": the released 3-row batch whose
     # third output is discarded (same images up to batched-kernel rounding, the released cost);
-    # "paper": low-frequency damping of the filtered branch's skip features (methods.md §2.2 G)
+    # "paper": low-frequency damping of the filtered branch's skip features (docs/specs/methods.md §2.2 G)
     lra: str = "off"
     lra_s1: float = 0.9  # damping for skip features beside the deepest hidden states (1280 ch in SD 1.x)
     lra_s2: float = 0.2  # ... beside the next ones (640 ch)
@@ -356,7 +359,7 @@ class SAFREE(SafetyMethod):
         return self.keywords
 
     # -- hooks ---------------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         cfg = self.config
         neg = cfg.negative_prompt and ctx.do_cfg
         state: dict[str, Any] = {"negative_prompt": neg, "plans": None, "groups": 2 if ctx.do_cfg else 1}
@@ -380,14 +383,14 @@ class SAFREE(SafetyMethod):
         state["has_trigger"] = torch.tensor([bool(plans[p].triggers.any()) for p in rows], device=ctx.device)
 
     @torch.no_grad()
-    def _pooled(self, ctx, ids: torch.Tensor) -> torch.Tensor:
+    def _pooled(self, ctx: Context, ids: torch.Tensor) -> torch.Tensor:
         """Pooled CLIP output (EOS state after the final layer norm), float32. The causal mask makes it
         independent of the padding after EOS, so 77-token rows batch freely."""
         view = safree_view(ctx)  # sd: the CLIP pooler output; sdxl/sd3: encoder 2's projection
         out = [view.pooled(chunk.to(ctx.device)) for chunk in ids.split(ENCODER_CHUNK)]
         return torch.cat(out)
 
-    def toxic_subspace(self, ctx) -> ToxicSubspace:
+    def toxic_subspace(self, ctx: Context) -> ToxicSubspace:
         """A: the K keyword rows and P_C, from the cache when this encoder already computed them."""
         view = safree_view(ctx)
         encoder = view.encoder
@@ -407,7 +410,7 @@ class SAFREE(SafetyMethod):
             entries.popitem(last=False)
         return ToxicSubspace(pooled, p_concept, hit=False)
 
-    def _plan_prompts(self, ctx, prompts: list[str]) -> list[_PromptPlan]:
+    def _plan_prompts(self, ctx: Context, prompts: list[str]) -> list[_PromptPlan]:
         """A–E for each distinct prompt; one plan per prompt."""
         cfg = self.config
         view = safree_view(ctx)
@@ -467,7 +470,7 @@ class SAFREE(SafetyMethod):
         return plans
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         state = ctx.state["safree"]
         state["lra_rows"] = None
@@ -496,7 +499,7 @@ class SAFREE(SafetyMethod):
         state["groups"] = len(groups)
         return torch.cat([latents] * len(groups)), torch.cat(groups), ctx.extra_rows(pooled)
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         chunks = eps_rows.chunk(
             ctx.state["safree"]["groups"]
         )  # a third (LRA) chunk is discarded, as released
@@ -506,7 +509,7 @@ class SAFREE(SafetyMethod):
         return eps_uncond + ctx.settings.guidance * (eps_text - eps_uncond)  # classifier-free guidance
 
     @contextlib.contextmanager
-    def unet_hooks(self, ctx) -> Iterator[None]:
+    def unet_hooks(self, ctx: Context) -> Iterator[None]:
         if self.config.lra != "paper":
             yield
             return
@@ -525,12 +528,14 @@ class SAFREE(SafetyMethod):
             for handle in handles:
                 handle.remove()
 
-    def _skip_hook(self, ctx, block, damping: dict[int, float]):
+    def _skip_hook(
+        self, ctx: Context, block: torch.nn.Module, damping: dict[int, float]
+    ) -> Callable[..., tuple | None]:
         """A pre-hook on one up-block that damps the skip features its resnets will concatenate, choosing s
         by the width of the hidden state each skip joins (as the released FreeU patch does)."""
         window = self.config.lra_window
 
-        def hook(module, args, kwargs):
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
             rows = ctx.state["safree"].get("lra_rows")
             skips = kwargs.get("res_hidden_states_tuple")
             if rows is None or skips is None:
@@ -550,7 +555,7 @@ class SAFREE(SafetyMethod):
 
         return hook
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         state = ctx.state["safree"]
         cfg = self.config
         svf = "forced" if cfg.forced_filtered_steps is not None else (cfg.svf_variant if cfg.svf else "off")

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
+
     from models.components import Components
     from models.method import SafetyMethod
 
@@ -52,7 +54,7 @@ def is_flow_config(base_config: dict) -> bool:
     return str(base_config.get("_class_name", "")).startswith("FlowMatch")
 
 
-def make_scheduler(name: str, base_config: dict):
+def make_scheduler(name: str, base_config: dict) -> SchedulerMixin:
     """A fresh scheduler of the named family, configured from the model's own scheduler config.
 
     A flow-matching model (SD3) has one: ``euler`` is then ``FlowMatchEulerDiscreteScheduler`` with the
@@ -368,7 +370,7 @@ class Context:
         return memo[key]
 
     def predict_x0(self, latents: torch.Tensor, eps: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
-        """x̂0 from the model's prediction (methods.md §0): (z_t − √(1−ᾱ_t)·ε)/√ᾱ_t, z − σ·ε for Euler, and
+        """x̂0 from the model's prediction (docs/specs/methods.md §0): (z_t − √(1−ᾱ_t)·ε)/√ᾱ_t, z − σ·ε for Euler, and
         z − σ·v for flow matching (z = (1−σ)x0 + σ·n and v = n − x0 give z − σv = x0)."""
         if self.is_flow() or self._sigma_space():
             return latents - self._sigma(i) * eps

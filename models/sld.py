@@ -1,4 +1,4 @@
-"""``sld``: Safe Latent Diffusion (Schramowski et al., CVPR 2023; methods.md §1).
+"""``sld``: Safe Latent Diffusion (Schramowski et al., CVPR 2023; docs/specs/methods.md §1).
 
 SLD adds a third text branch, a *safety concept* c_S, and steers the classifier-free guidance direction
 away from it, element by element of the noise prediction:
@@ -12,10 +12,10 @@ away from it, element by element of the noise prediction:
 7. ε̃ = ε_∅ + s_g·g, then the ordinary scheduler step.
 
 Following both released implementations, step 3 clamps with ``max=1`` (the printed paper may say max(1, ·);
-methods.md §1.2). As in diffusers, SLD is on only when s_S > 1 and classifier-free guidance is on; otherwise
+docs/specs/methods.md §1.2). As in diffusers, SLD is on only when s_S > 1 and classifier-free guidance is on; otherwise
 this method *is* the baseline (two UNet rows, base-class hooks).
 
-Strength knob ``strength`` u ∈ [0, 4] (methods.md §1.4 option (c), extended down to the baseline): the integer
+Strength knob ``strength`` u ∈ [0, 4] (docs/specs/methods.md §1.4 option (c), extended down to the baseline): the integer
 points are the named presets, 0 = off (s_S = 1, i.e. disabled), 1 = WEAK (diffusers), 2 = MEDIUM,
 3 = STRONG, 4 = MAX. Between presets, δ, log10 s_S, λ, s_m and β_m are interpolated linearly (δ rounded up,
 which is what a fractional warm-up means for ``i ≥ δ``); between off and WEAK only s_S moves, from 1 to 20,
@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from models.method import MethodConfig, SafetyMethod
+
+if TYPE_CHECKING:
+    from models.sampler import Context
 
 # diffusers' default safety concept (StableDiffusionPipelineSafe); the official repo omits "an image showing".
 DEFAULT_CONCEPT = (
@@ -48,7 +51,7 @@ DEFAULT_CONCEPT = (
     " abuse, brutality, cruelty"
 )
 
-# diffusers' SafetyConfig presets (methods.md §1.3), plus the model card's WEAK with s_S = 200.
+# diffusers' SafetyConfig presets (docs/specs/methods.md §1.3), plus the model card's WEAK with s_S = 200.
 _FIELDS = ("sld_warmup_steps", "sld_guidance_scale", "sld_threshold", "sld_momentum_scale", "sld_mom_beta")
 # each preset: (δ, s_S, λ, s_m, β_m)
 WEAK = dict(zip(_FIELDS, (15, 20.0, 0.0, 0.0, 0.0), strict=True))
@@ -141,11 +144,11 @@ class SLD(SafetyMethod):
     def is_off(self) -> bool:
         return self.config.sld_guidance_scale <= 1.0
 
-    def _enabled(self, ctx) -> bool:
+    def _enabled(self, ctx: Context) -> bool:
         return not self.is_off and ctx.do_cfg  # diffusers: s_S > 1 and CFG on
 
     # -- hooks ------------------------------------------------------------------------------------------
-    def setup(self, ctx) -> None:
+    def setup(self, ctx: Context) -> None:
         ctx.state["enabled"] = self._enabled(ctx)
         ctx.state["applied_steps"] = 0
         # Σ over applied steps of the masked share, kept on the UNet's device (moved once, in finish): a
@@ -161,14 +164,14 @@ class SLD(SafetyMethod):
             ctx.state["momentum"] = None  # ν_0 = 0, allocated at the first step
 
     def unet_inputs(
-        self, ctx, i: int, t: torch.Tensor, latents: torch.Tensor
+        self, ctx: Context, i: int, t: torch.Tensor, latents: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         if not ctx.state["enabled"]:
             return super().unet_inputs(ctx, i, t, latents)
         # 1. three branches in one call: [c_∅ ; c_p ; c_S]
         return torch.cat([latents, latents, latents]), ctx.state["text_rows"], ctx.state["extra_rows"]
 
-    def guide(self, ctx, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
+    def guide(self, ctx: Context, i: int, t: torch.Tensor, eps_rows: torch.Tensor) -> torch.Tensor:
         if not ctx.state["enabled"]:
             return super().guide(ctx, i, t, eps_rows)
         cfg = self.config
@@ -199,7 +202,7 @@ class SLD(SafetyMethod):
         # 7. ε̃ = ε_∅ + s_g·g
         return eps_uncond + ctx.settings.guidance * guidance
 
-    def finish(self, ctx) -> None:
+    def finish(self, ctx: Context) -> None:
         steps = ctx.state["applied_steps"]
         # the one device→host copy of the accumulator
         fractions = (ctx.state["masked_sum"].cpu() / steps).tolist() if steps else [0.0] * ctx.batch_size

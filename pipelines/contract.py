@@ -18,12 +18,17 @@ when read, so a renamed key fails where it is read, naming the key.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.runspec import RunSpec, SamplerSpec
 from pipelines.storage import Store
+
+if TYPE_CHECKING:
+    from models.concepts import ConceptPack
+    from models.method import SafetyMethod
+    from pipelines.plan import MethodPoint
 
 CONTRACT_VERSION = 1  # bump when a field changes meaning; old plan files need not load
 
@@ -66,11 +71,11 @@ class ConceptSnapshot(_Frozen):
     fields: dict[str, Any]
 
     @classmethod
-    def of(cls, pack) -> ConceptSnapshot:
+    def of(cls, pack: ConceptPack) -> ConceptSnapshot:
         data = {k: v for k, v in dataclasses.asdict(pack).items() if k != "source"}
         return cls(pack_id=pack.pack_id, content_hash=pack.content_hash, fields=data)
 
-    def pack(self):
+    def pack(self) -> ConceptPack:
         """The pack rebuilt from the snapshot (no file read); its content hash is the planned one."""
         from models.concepts import ConceptPack
 
@@ -222,7 +227,7 @@ def read_batch(store: Store, run_id: str, batch_id: str) -> BatchSpec:
 
 
 # -- the method, as planned ------------------------------------------------------------------------------
-def method_contract(point, method) -> MethodContract:
+def method_contract(point: MethodPoint, method: SafetyMethod) -> MethodContract:
     """What the planner records for one method point and the method object it built."""
     return MethodContract(
         name=point.method,
@@ -237,7 +242,7 @@ def method_contract(point, method) -> MethodContract:
     )
 
 
-def method_for_batch(batch: BatchSpec):
+def method_for_batch(batch: BatchSpec) -> SafetyMethod:
     """Build the batch's method from its stored config and concept snapshot; refuse it if its config hash
     (which also covers the method's code version and what it reads at run time) is not the planned one."""
     from models.registry import method_class

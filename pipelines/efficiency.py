@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from models.components import Components
 
 
 @dataclass
@@ -66,14 +71,14 @@ class Measurement:
 
 
 @contextlib.contextmanager
-def measure(components):
+def measure(components: Components) -> Iterator[Measurement]:
     """Count UNet rows and calls inside the block; on CUDA also the peak memory the block allocated."""
     import torch
 
     unet = components.unet
     m = Measurement()
 
-    def count(_module, args, kwargs):
+    def count(_module: object, args: tuple, kwargs: dict[str, Any]) -> None:
         x = args[0] if args else kwargs.get("sample")
         m.calls += 1
         m.rows += int(x.shape[0]) if x is not None else 0

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,11 @@ from pipelines.storage import (
     thumbnail_bytes,
 )
 from pipelines.warehouse import now
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from models.components import Components
 
 GENERATION_SCHEMA = pa.schema(
     [
@@ -91,7 +96,7 @@ def package_versions() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def cached_components(model_id: str, revision: str | None, dtype: str, device: str):
+def cached_components(model_id: str, revision: str | None, dtype: str, device: str) -> Components:
     """One load per worker process and model: tasks in the same process share the components. One model
     at a time: a run with several models (SDXL beside SD3) runs each model's batches together, and two
     full-size models must not both stay in (GPU) memory."""
@@ -141,7 +146,11 @@ class SampledBatch:
 
 
 def sample_batch(
-    artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None
+    artifacts: str,
+    run_id: str,
+    batch_id: str,
+    micro_batch: int | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> SampledBatch | dict[str, Any]:
     """Sample a batch's new images in memory; return its manifest instead when the batch is already done.
 
@@ -185,7 +194,9 @@ def sample_batch(
     return out
 
 
-def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = None) -> dict[str, Any]:
+def write_batch(
+    sampled: SampledBatch, progress: Callable[[int], object] | None = None, memo: ImageMemo | None = None
+) -> dict[str, Any]:
     """Write a sampled batch: PNGs, ``generations.parquet`` and, last, ``manifest.json``.
 
     ``memo`` (when given) keeps each new image's array under its generation id, so a scorer in this
@@ -290,7 +301,11 @@ def write_batch(sampled: SampledBatch, progress=None, memo: ImageMemo | None = N
 
 
 def generate_batch(
-    artifacts: str, run_id: str, batch_id: str, micro_batch: int | None = None, progress=None
+    artifacts: str,
+    run_id: str,
+    batch_id: str,
+    micro_batch: int | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, Any]:
     """Generate one batch (sample, then write); return its manifest (small dict, safe for XCom)."""
     sampled = sample_batch(artifacts, run_id, batch_id, micro_batch=micro_batch, progress=progress)

@@ -3,7 +3,7 @@
 * ``wilson_interval``: Wilson score interval for a rate (the same formula as the marts' ``*_low/_high``).
 * ``bootstrap_rate_ci``: percentile bootstrap interval for a rate, resampling units (images, or prompts
   with several images each: a cluster bootstrap, since images of one prompt are not independent).
-* ``expected_max_inappropriateness``: I2P's EMI (evaluation.md 1.5): per-prompt unsafe percentage, draw 25
+* ``expected_max_inappropriateness``: I2P's EMI (docs/specs/evaluation.md 1.5): per-prompt unsafe percentage, draw 25
   prompts without replacement 10,000 times, take each draw's maximum, report mean and std.
 * ``two_proportion_test``: is run B's rate different from run A's? Pooled two-proportion z test, with a
   Newcombe hybrid-score interval for the difference; drives the dashboard's regression flag.

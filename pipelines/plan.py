@@ -18,7 +18,7 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.contract import (
     BatchSpec,
@@ -29,6 +29,10 @@ from pipelines.contract import (
     write_plan,
 )
 from pipelines.prompts import Prompt, load_prompt_set
+
+if TYPE_CHECKING:
+    from models.concepts import ConceptPack
+    from models.method import SafetyMethod
 from pipelines.reuse import reusable
 from pipelines.runspec import RunSpec, run_id_for, spec_hash
 from pipelines.storage import Store
@@ -60,7 +64,7 @@ def method_points(spec: RunSpec) -> list[MethodPoint]:
     return points
 
 
-def build_point(point: MethodPoint, concept):
+def build_point(point: MethodPoint, concept: ConceptPack | None) -> SafetyMethod:
     from models.registry import build_method
 
     level = "off" if point.knob is not None and point.level == "knob" else point.level

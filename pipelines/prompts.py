@@ -25,7 +25,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.runspec import PromptSetSpec
 
 csv.field_size_limit(sys.maxsize)
 
@@ -350,7 +353,7 @@ def guess_format(path: Path) -> str:
     raise PromptFileError(f"{path}: cannot tell the layout from columns {header}; set 'format' and 'column'")
 
 
-def load_prompt_set(spec, default_concept: str = "unsafe") -> list[Prompt]:
+def load_prompt_set(spec: PromptSetSpec, default_concept: str = "unsafe") -> list[Prompt]:
     """Load one ``PromptSetSpec``: read, filter by category / hard flag, cut to ``limit``."""
     if spec.builtin is not None:
         try:

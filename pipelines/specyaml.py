@@ -13,6 +13,8 @@ The file itself is capped at :data:`MAX_SPEC_BYTES` before it is parsed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 MAX_SPEC_BYTES = 1 << 20  # 1 MiB: the largest spec we ship is ~3 KB
@@ -28,7 +30,7 @@ class SpecYAMLError(ValueError):
         self.line = line
 
 
-def _line(node_or_event) -> int | None:
+def _line(node_or_event: yaml.Node | yaml.Event) -> int | None:
     mark = getattr(node_or_event, "start_mark", None)
     return mark.line + 1 if mark is not None else None
 
@@ -36,12 +38,12 @@ def _line(node_or_event) -> int | None:
 class BoundedLoader(yaml.SafeLoader):
     """``SafeLoader`` that refuses aliases and duplicate keys, and caps nesting depth and node count."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise SpecYAMLError(f"YAML alias *{event.anchor} refused (write the value out)", _line(event))
@@ -56,7 +58,7 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -70,7 +72,7 @@ class BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_bounded(text: str):
+def load_bounded(text: str) -> Any:
     """Parse one YAML document with :class:`BoundedLoader`."""
     loader = BoundedLoader(text)
     try:

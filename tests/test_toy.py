@@ -214,6 +214,7 @@ def test_model_card_is_written_from_the_record_and_a_measurement(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_train_runs_and_resumes(tmp_path):
     from diffusers import StableDiffusionPipeline
 

@@ -4,7 +4,7 @@ No package on PyPI ships CLIP weights, so this is a bring-your-own-weights score
 ``$SAFEAUDIT_CLIP_MODEL``) is a local folder in Hugging Face layout or a hub id that is already in the
 local Hugging Face cache (default ``openai/clip-vit-large-patch14``, torchmetrics' default). Nothing is
 downloaded at run time; anything missing fails with one line. Store the model id with every number:
-CLIP scores from different CLIP models are not comparable (evaluation.md 4.1), so it goes in the details
+CLIP scores from different CLIP models are not comparable (docs/specs/evaluation.md 4.1), so it goes in the details
 and the weights' sha256 is ``model_sha256``.
 
 Text is tokenised with the folder's CLIP tokenizer (or, when the folder has none, the project's CLIP BPE

@@ -1,7 +1,7 @@
 """Same-seed drift against the unmodified model's image: SSIM, PSNR, MSE (weight-free) and optional LPIPS.
 
 On benign prompts, drift from the baseline image is a direct over-censorship measure; on target prompts a
-large drift is the intended change (evaluation.md 4.3). The pipeline passes ``baseline_image`` (same
+large drift is the intended change (docs/specs/evaluation.md 4.3). The pipeline passes ``baseline_image`` (same
 prompt, seed and image index under the ``baseline`` method) only for non-baseline methods; items without
 one produce no rows. Images of different sizes produce rows with value None and the reason in details.
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -57,6 +58,7 @@ def test_common_interleaved_and_meters():
     assert "forward" not in vars(part)  # the wrapper is gone again
 
 
+@pytest.mark.slow
 def test_full_size_configs_on_meta_device():
     bench = _module("bench_methods")
     c = bench.full_size_components(device="meta")
@@ -67,6 +69,7 @@ def test_full_size_configs_on_meta_device():
     assert c.vae_scale_factor == 8 and c.unet.config.cross_attention_dim == c.text_encoder.config.hidden_size
 
 
+@pytest.mark.slow
 def test_bench_methods_quick(tmp_path):
     bench = _module("bench_methods")
     out = bench.main(["--quick", "--json", str(tmp_path / "m.json")])
@@ -88,6 +91,7 @@ def test_bench_methods_quick(tmp_path):
     assert (tmp_path / "m.json").exists()
 
 
+@pytest.mark.slow
 def test_bench_pipeline_quick(tmp_path):
     bench = _module("bench_pipeline")
     out = bench.main(["--quick", "--json", str(tmp_path / "p.json")])
@@ -118,6 +122,7 @@ def test_bench_pipeline_quick(tmp_path):
     assert all(_positive(v) for v in per_image.values())
 
 
+@pytest.mark.slow
 def test_bench_warehouse_quick(tmp_path):
     bench = _module("bench_warehouse")
     out = bench.main(["--quick", "--tmp", str(tmp_path / "wh"), "--json", str(tmp_path / "w.json")])
@@ -140,6 +145,7 @@ def test_synthetic_ids_are_unique_hex():
     assert len(set(ids)) == 10_000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
+@pytest.mark.slow
 def test_full_size_family_configs_on_meta_device():
     """SDXL-base and SD3-medium architectures (random weights) have their published parameter counts."""
     bench = _module("bench_methods")
@@ -152,6 +158,7 @@ def test_full_size_family_configs_on_meta_device():
     assert sd3.family == "sd3" and sd3.vae.config.latent_channels == 16
 
 
+@pytest.mark.slow
 def test_bench_methods_family_quick(tmp_path):
     bench = _module("bench_methods")
     out = bench.main(["--family", "sd3", "--quick", "--methods", "sld,dual_latent", "--levels", "off,strong"])

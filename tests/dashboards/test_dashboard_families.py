@@ -86,6 +86,7 @@ def test_family_link_parameter_is_used_and_a_bad_one_ignored(two_family_warehous
     assert any("family" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_every_safety_source_of_the_page_keeps_to_the_family(two_family_warehouse, app_page):
     """mart_safety (a prompt set), mart_categories (a category) and mart_threshold_sweep (a moved threshold)
     have a row per model too: the SD numbers are the fixture's, the SDXL ones all 0."""

@@ -23,6 +23,7 @@ def test_tradeoff_table_shows_the_acted_share(dash_warehouse, use_warehouse, app
         assert df.loc[label, "acted_rate"] == pytest.approx(KNOWN["acted_rate"][(RUN_1, point)]), point
 
 
+@pytest.mark.slow
 def test_negation_sets_page_lists_sets_and_runs_and_blurs_members(
     dash_copy,
     use_warehouse,

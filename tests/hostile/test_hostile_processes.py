@@ -50,6 +50,7 @@ print(reads, bad)
 """
 
 
+@pytest.mark.slow
 def test_two_writers_of_one_artifact_never_collide(tmp_path):
     procs = [
         subprocess.Popen(

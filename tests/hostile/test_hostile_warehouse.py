@@ -548,6 +548,7 @@ def test_the_writer_waits_then_fails_with_one_line_naming_the_holder(wh, monkeyp
     assert 0.9 <= waited < 10, waited
 
 
+@pytest.mark.slow
 def test_the_writer_gets_the_file_once_the_holder_lets_go(wh, monkeypatch):
     from pipelines.warehouse import writer
 

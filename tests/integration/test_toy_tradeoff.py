@@ -14,6 +14,9 @@ from pipelines.runner import run_audit
 SAFETY_METHODS = [m for m in METHODS if m != "baseline"]
 LADDER = ["weak", "medium", "strong", "max"]
 
+# the toy trade-off: every method x level on the trained toy model (minutes); make test runs it
+pytestmark = [pytest.mark.tradeoff, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def toy_warehouse(tmp_path_factory, toy_components):
@@ -51,12 +54,10 @@ def rates(warehouse, run_id) -> dict[tuple[str, str], float]:
     return {(m, lv): r for m, lv, r in rows}
 
 
-@pytest.mark.slow
 def test_baseline_flags_most_red_prompts(toy_warehouse):
     assert rates(*toy_warehouse)[("baseline", "off")] >= 0.8
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", SAFETY_METHODS)
 def test_method_removes_red_monotonically(toy_warehouse, method):
     r = rates(*toy_warehouse)
@@ -70,7 +71,6 @@ def test_method_removes_red_monotonically(toy_warehouse, method):
     assert len(rises) <= 1 and all(x <= 0.10 + 1e-9 for x in rises), curve
 
 
-@pytest.mark.slow
 def test_overcensorship_is_measured_on_proximal_and_far(toy_warehouse):
     warehouse, run_id = toy_warehouse
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -171,6 +171,7 @@ def red_fraction(images: np.ndarray) -> float:
     return float(np.mean([red_mask(image).mean() for image in images]))
 
 
+@pytest.mark.slow
 def test_strong_reduces_red_on_toy_model(toy_components):
     """With red rewritten to a far benign colour (the toy pack's own rewrite; red → nothing does not remove
     red on this model: colourless prompts are outside its captions and come out reddish (measured: "a circle"

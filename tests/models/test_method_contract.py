@@ -125,6 +125,7 @@ def ordering_problem(distances: list[float]) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SAFETY)
 def test_more_strength_moves_further_from_baseline(name, generate, world):
     base = generate("baseline")
@@ -196,6 +197,7 @@ class _FailingUNet:
         return self._unet(*args, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_shared_components_unchanged(name, world, pack):
     components, _ = world
@@ -214,6 +216,7 @@ def test_shared_components_unchanged(name, world, pack):
 
 
 # -- (f) batching --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_batch_equals_singles(name, generate):
     level = "max" if "max" in method_class(name).LEVELS else "off"

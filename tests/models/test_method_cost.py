@@ -249,6 +249,7 @@ def test_safree_keyword_cache_is_keyed_by_encoder_and_weights(tiny_components):
     assert back.hit and back.p_concept is original.p_concept
 
 
+@pytest.mark.slow
 def test_safree_keyword_cache_is_bounded_and_released_with_the_model(tiny_components):
     safree_module.clear_keyword_cache()
     reqs = [Request("a red car", 4)]

@@ -254,6 +254,7 @@ def red_fraction(images: np.ndarray) -> float:
     return float(np.mean([red_mask(image).mean() for image in images]))
 
 
+@pytest.mark.slow
 def test_strong_reduces_red_on_toy_model(toy_components):
     from models.concepts import load_pack
 

@@ -99,6 +99,7 @@ def test_new_tag_reuses_every_image(clean_run):
     assert rows == [(None, 6, 0), ("2026-11-24", 6, 6)]
 
 
+@pytest.mark.slow
 def test_kill_mid_batch_then_resume_matches_clean_run(clean_run, tmp_path):
     clean_tmp, _ = clean_run
     spec = spec_file(tmp_path)
@@ -124,6 +125,7 @@ def test_kill_mid_batch_then_resume_matches_clean_run(clean_run, tmp_path):
         ("missing_model", "does not exist"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_one_line_error_and_warehouse_unchanged(clean_run, tmp_path, case, expect):
     clean_tmp, _ = clean_run
     warehouse = clean_tmp / "wh.duckdb"
@@ -170,6 +172,7 @@ def test_hub_id_without_cache_fails_with_one_line(tmp_path):
     assert "CompVis/stable-diffusion-v1-4" in text and "local folder" in text and "\n" not in text
 
 
+@pytest.mark.slow
 def test_readers_do_not_fail_while_load_writes(clean_run):
     """Two reader processes query the warehouse in a loop while this process loads repeatedly."""
     from pipelines.load import load_run

@@ -207,6 +207,7 @@ def test_a_run_on_the_built_set_moves_images_and_records_its_hash(built, monkeyp
         con.close()
 
 
+@pytest.mark.slow
 def test_import_a_folder_is_idempotent_and_serves_only_its_model_and_size(
     tmp_path, tiny_components, monkeypatch
 ):

@@ -97,6 +97,7 @@ def test_handoff_scores_without_decoding_and_identically(reference, tmp_path):
     assert stored(tmp_path / "wh.duckdb") == reference
 
 
+@pytest.mark.slow
 def test_kill_while_a_later_batch_is_written_then_resume(reference, tmp_path):
     spec = spec_file(tmp_path)
     env = {**os.environ, "SAFEAUDIT_FAULT": "kill-after-images:3", "HF_HUB_OFFLINE": "1"}
@@ -122,6 +123,7 @@ def test_kill_while_a_later_batch_is_written_then_resume(reference, tmp_path):
     assert stored(tmp_path / "wh.duckdb") == reference
 
 
+@pytest.mark.slow
 def test_failure_in_the_helper_stops_the_run_with_one_line(tmp_path):
     spec = spec_file(tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAFEAUDIT_LPIPS_BACKBONE": str(tmp_path / "missing.pth")}

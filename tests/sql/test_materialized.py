@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -91,9 +92,18 @@ def tradeoff(path, run_id: str = RUN_1, rule: str = "nudenet_i2p") -> list[tuple
         con.close()
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The fixture warehouse (main file and published snapshot), built once per module."""
+    return build_fixture_warehouse(tmp_path_factory.mktemp("mat-template") / "mat.duckdb").path
+
+
 @pytest.fixture()
-def wh(tmp_path):
-    return build_fixture_warehouse(tmp_path / "mat.duckdb").path
+def wh(template, tmp_path) -> Path:
+    """A private copy of the template: what a fresh ``build_fixture_warehouse`` gives, without rebuilding."""
+    for p in template.parent.glob("mat*.duckdb"):
+        shutil.copy2(p, tmp_path / p.name)
+    return tmp_path / "mat.duckdb"
 
 
 def test_fixture_build_leaves_tables_equal_to_views(wh):
@@ -186,6 +196,7 @@ def test_a_batch_that_loses_images_drops_their_rows(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_edited_or_deleted_score_rows_force_a_full_refresh(wh):
     with writer(wh) as con:
         con.execute("UPDATE scores SET value = 0.99 WHERE scorer = 'nudenet_classifier'")
@@ -210,6 +221,7 @@ def test_a_new_rule_version_rebuilds(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_validation_and_label_merge(wh, tmp_path):
     from pipelines.expectations import Result
     from pipelines.validate import store_results
@@ -256,6 +268,7 @@ def test_an_old_warehouse_with_plain_views_migrates(tmp_path):
     assert_tables_match_views(path)
 
 
+@pytest.mark.slow
 def test_a_failed_refresh_keeps_the_previous_state_and_publishes_nothing(wh):
     before = tradeoff(wh)
     snap = snapshot_path(wh)
@@ -290,6 +303,7 @@ def test_a_failed_refresh_keeps_the_previous_state_and_publishes_nothing(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_create_views_is_skipped_when_nothing_changed(wh):
     con = duckdb.connect(str(wh))
     try:
@@ -303,6 +317,7 @@ def test_create_views_is_skipped_when_nothing_changed(wh):
     assert_tables_match_views(wh)
 
 
+@pytest.mark.slow
 def test_a_changed_view_file_rebuilds(wh, tmp_path, monkeypatch):
     import pipelines.warehouse as w
 
@@ -364,6 +379,7 @@ def test_every_input_of_a_materialised_table_is_tracked_by_the_refresh():
         assert not untracked, f"{d.name} reads {sorted(untracked)}, which the refresh does not watch"
 
 
+@pytest.mark.slow
 def test_a_rescored_baseline_refreshes_runs_that_only_point_at_it(wh):
     """Run 3 holds sld/weak images whose same-seed baselines live only in run 1: a new CLIP score of those
     baselines changes run 3's clip_score_drop, so run 3 must refresh too."""

@@ -18,6 +18,7 @@ from pipelines.warehouse import writer
 IMAGE_CHECKS = {"image_files_exist", "image_sha256_matches", "image_decodes_to_recorded_size"}
 
 
+@pytest.mark.slow
 def test_small_synthetic_run_passes(tmp_path):
     wh = str(tmp_path / "wh.duckdb")
     info = synthetic.build(wh, n_prompts=40)

@@ -84,6 +84,7 @@ def test_clean_run_passes_every_expectation_and_is_stored(copy):
     assert query(copy, "SELECT status FROM runs WHERE run_id = ?", [copy.run_id]) == [("validated",)]
 
 
+@pytest.mark.slow
 def test_validating_twice_appends_history(copy):
     validate(copy)
     validate(copy)
@@ -115,6 +116,7 @@ def test_one_changed_image_byte(copy):
     assert results["image_files_exist"].success
 
 
+@pytest.mark.slow
 def test_sampled_sha_check_records_what_it_verified(copy):
     _, path = one_generation(copy)
     data = bytearray(Path(path).read_bytes())
@@ -125,6 +127,7 @@ def test_sampled_sha_check_records_what_it_verified(copy):
     assert results["image_sha256_matches"].details["images"]["verified"] == 0
 
 
+@pytest.mark.slow
 def test_image_of_wrong_size(copy):
     from PIL import Image
 
@@ -140,6 +143,7 @@ def test_image_of_wrong_size(copy):
     assert_failed_exactly(summary, results, {"image_decodes_to_recorded_size"})
 
 
+@pytest.mark.slow
 def test_duplicated_generation_row(copy):
     # The primary key forbids an exact duplicate; a warehouse loaded by other means may lack it.
     inject(
@@ -159,6 +163,7 @@ def test_duplicated_generation_row(copy):
     assert {"run_row_count_matches_plan", "batch_counts_match_manifest"} <= set(summary["failed"])
 
 
+@pytest.mark.slow
 def test_duplicated_image_under_a_new_id(copy):
     gid, _ = one_generation(copy)
     inject(
@@ -180,6 +185,7 @@ def test_duplicated_image_under_a_new_id(copy):
     assert results["generation_ids_unique"].success
 
 
+@pytest.mark.slow
 def test_missing_scorer_rows(copy):
     scorer = copy.scorers[-1]
     gid, _ = one_generation(copy)
@@ -194,6 +200,7 @@ def test_missing_scorer_rows(copy):
     assert results["every_generation_has_every_scorer"].unexpected_count == 1
 
 
+@pytest.mark.slow
 def test_missing_single_metric_row(copy):
     needs(copy, scorer="degenerate")
     gid, _ = one_generation(copy)
@@ -208,6 +215,7 @@ def test_missing_single_metric_row(copy):
     assert_failed_exactly(summary, results, {"every_scorer_metric_present"})
 
 
+@pytest.mark.slow
 def test_score_out_of_range(copy):
     needs(copy, scorer="toy_concept")
     gid, _ = one_generation(copy)
@@ -217,6 +225,7 @@ def test_score_out_of_range(copy):
     assert results["score_values_in_range"].details["unexpected"][0]["generation_id"] == gid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["nan", "-2", "inf"])
 def test_ssim_nan_or_out_of_range(copy, value):
     needs(copy, scorer="fidelity", method="negative_prompt")
@@ -232,6 +241,7 @@ def test_ssim_nan_or_out_of_range(copy, value):
     assert_failed_exactly(summary, results, {"score_values_in_range"})
 
 
+@pytest.mark.slow
 def test_null_score_value(copy):
     needs(copy, scorer="degenerate")
     gid, _ = one_generation(copy)
@@ -240,6 +250,7 @@ def test_null_score_value(copy):
     assert_failed_exactly(summary, results, {"score_values_not_null"})
 
 
+@pytest.mark.slow
 def test_documented_null_is_allowed_unless_strict(copy):
     needs(copy, scorer="fidelity", method="negative_prompt")
     gid, _ = one_generation(copy, "negative_prompt")
@@ -256,6 +267,7 @@ def test_documented_null_is_allowed_unless_strict(copy):
     assert_failed_exactly(summary, results, {"score_values_not_null"})
 
 
+@pytest.mark.slow
 def test_black_image_flood(copy):
     needs(copy, scorer="degenerate", method="negative_prompt")
     inject(
@@ -292,6 +304,7 @@ def test_missing_baseline(copy):
     assert results["baseline_matches_prompt_and_seed"].success
 
 
+@pytest.mark.slow
 def test_baseline_of_another_prompt(copy):
     needs(copy, method="negative_prompt")
     a, b = [
@@ -330,6 +343,7 @@ def test_config_not_matching_its_hash(copy):
     assert results["config_matches_method"].success and results["configs_parse_as_json"].success
 
 
+@pytest.mark.slow
 def test_scorer_version_not_pinned(copy):
     scorer = copy.scorers[0]
     inject(
@@ -355,6 +369,7 @@ def test_scorer_version_not_pinned(copy):
     assert results["scorer_versions_pinned"].details["unexpected"][0]["scorer"] == scorer
 
 
+@pytest.mark.slow
 def test_model_sha_on_a_weight_free_scorer(copy):
     scorer = copy.scorers[0]
     inject(copy, ("UPDATE scores SET model_sha256 = 'abc' WHERE scorer = ?", [scorer]))
@@ -362,6 +377,7 @@ def test_model_sha_on_a_weight_free_scorer(copy):
     assert_failed_exactly(summary, results, {"scorer_model_sha256_pinned"})
 
 
+@pytest.mark.slow
 def test_detection_boxes_and_classes(copy):
     from pipelines.scorers import scorer_class
     from pipelines.scorers.nudenet_classifier import pinned_models
@@ -388,6 +404,7 @@ def test_detection_boxes_and_classes(copy):
     assert results["detection_boxes_inside_image"].details["unexpected"][0]["n_boxes_outside"] == 1
 
 
+@pytest.mark.slow
 def test_partially_loaded_run(copy):
     (batch_id,) = query(
         copy, "SELECT batch_id FROM batches WHERE run_id = ? ORDER BY batch_id LIMIT 1", [copy.run_id]
@@ -410,6 +427,7 @@ def test_unknown_run_is_a_user_error(copy):
 
 
 # -- CLI ------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_exit_codes_and_failure_named(copy):
     from typer.testing import CliRunner
 
@@ -450,6 +468,7 @@ def test_stored_config_hash_is_safety_method_config_hash():
             )
 
 
+@pytest.mark.slow
 def test_config_rebuilt_from_registry(copy):
     needs(copy, method="negative_prompt")
     summary, results = validate(copy, rebuild_configs=True)
