@@ -94,12 +94,14 @@ def _snapshot(warehouse: str | Path) -> Path:
 
 def snapshot_test(warehouse: str | Path = DEFAULT_WAREHOUSE, select: str | None = None) -> DbtResult:
     """``dbt test`` on the published read snapshot (attached READ_ONLY; the main file is never opened)."""
+    dbt_executable()  # the missing install is the first thing to say
     args = ["test", "--target", "snapshot"] + (["--select", select] if select else [])
     return run_dbt(args, _env(SAFEAUDIT_DBT_SNAPSHOT=_snapshot(warehouse)))
 
 
 def docs(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Path:
     """``dbt docs generate`` against the snapshot: ``sql/dbt/target/index.html`` with the lineage graph."""
+    dbt_executable()
     run_dbt(["docs", "generate", "--target", "snapshot"], _env(SAFEAUDIT_DBT_SNAPSHOT=_snapshot(warehouse)))
     return DBT_DIR / "target" / "index.html"
 
@@ -118,16 +120,34 @@ def build_copy(
     return run_dbt([*args, "--target", "build"], _env(SAFEAUDIT_DBT_PATH=copy))
 
 
+def dbt_test_line(warehouse: str | Path = DEFAULT_WAREHOUSE) -> str:
+    """``dbt test`` on the snapshot, summed up in one line; :class:`DbtMissing` when dbt is not installed."""
+    result = snapshot_test(warehouse)
+    done = [line.split("Done.", 1)[1].strip() for line in result.output.splitlines() if "Done." in line]
+    return (
+        f"dbt test on {snapshot_path(warehouse)}: {done[-1] if done else 'passed'} ({result.seconds:.1f} s)"
+    )
+
+
 def dbt_test_task(warehouse: str | Path = DEFAULT_WAREHOUSE) -> str:
-    """The DAG's task body: ``dbt test`` on the snapshot after the load; one line back, skipped without dbt."""
+    """:func:`dbt_test_line`, or the one line saying it was skipped because dbt is not installed."""
     try:
-        result = snapshot_test(warehouse)
+        return dbt_test_line(warehouse)
     except DbtMissing as exc:
         return f"dbt test skipped: {exc}"
-    done = [line for line in result.output.splitlines() if "Done." in line]
-    return (
-        f"dbt test on {snapshot_path(warehouse)}: {done[-1].split('Done.', 1)[1].strip() if done else 'ok'}"
-    )
+
+
+def dbt_test_for_dag(warehouse: str | Path) -> str:
+    """The ``dbt_checks`` DAG's task: a failing test fails the task; without dbt the task is *skipped*
+    (state skipped, the reason as its one line), never failed."""
+    try:
+        line = dbt_test_line(warehouse)
+    except DbtMissing as exc:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"dbt test skipped: {exc}") from None
+    print(line)
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
