@@ -103,7 +103,7 @@ def docs(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Path:
     """``dbt docs generate`` against the snapshot: ``sql/dbt/target/index.html`` with the lineage graph."""
     dbt_executable()
     run_dbt(["docs", "generate", "--target", "snapshot"], _env(SAFEAUDIT_DBT_SNAPSHOT=_snapshot(warehouse)))
-    return DBT_DIR / "target" / "index.html"
+    return DBT_DIR / (os.environ.get("DBT_TARGET_PATH") or "target") / "index.html"
 
 
 def build_copy(
