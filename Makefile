@@ -66,6 +66,6 @@ dbt-models: install
 dbt-test: install dbt-venv dbt-models
 	$(PY) -m pipelines.dbt_run test --warehouse $(WAREHOUSE)
 
-## dbt docs (lineage graph) from the snapshot: sql/dbt/target/index.html
+## dbt docs (lineage graph) from the snapshot: sql/dbt/target/static_index.html (opens from disk)
 dbt-docs: install dbt-venv dbt-models
 	$(PY) -m pipelines.dbt_run docs --warehouse $(WAREHOUSE)

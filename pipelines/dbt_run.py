@@ -100,10 +100,12 @@ def snapshot_test(warehouse: str | Path = DEFAULT_WAREHOUSE, select: str | None 
 
 
 def docs(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Path:
-    """``dbt docs generate`` against the snapshot: ``sql/dbt/target/index.html`` with the lineage graph."""
+    """``dbt docs generate`` against the snapshot: ``sql/dbt/target/static_index.html``, docs and lineage graph."""
     dbt_executable()
-    run_dbt(["docs", "generate", "--target", "snapshot"], _env(SAFEAUDIT_DBT_SNAPSHOT=_snapshot(warehouse)))
-    return DBT_DIR / (os.environ.get("DBT_TARGET_PATH") or "target") / "index.html"
+    env = _env(SAFEAUDIT_DBT_SNAPSHOT=_snapshot(warehouse))
+    run_dbt(["docs", "generate", "--static", "--target", "snapshot"], env)
+    # static_index.html embeds the manifest and catalog: it opens from disk, no `dbt docs serve` needed
+    return DBT_DIR / (os.environ.get("DBT_TARGET_PATH") or "target") / "static_index.html"
 
 
 def build_copy(
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "test":
             print(dbt_test_task(args.warehouse))
         elif args.command == "docs":
-            print(f"dbt docs: {docs(args.warehouse)} (open it, or `dbt docs serve` in sql/dbt)")
+            print(f"dbt docs with the lineage graph: {docs(args.warehouse)} (open it in a browser)")
         else:
             if not args.copy:
                 ap.error("build needs --copy PATH (dbt never writes the main warehouse file)")

@@ -184,3 +184,18 @@ def test_the_dbt_dag_runs_after_each_load_and_parses_light(tmp_path, monkeypatch
     assert out.returncode == 0, out.stderr[-2000:]
     line = out.stdout.strip().splitlines()[-1]
     assert line == "{} ['dbt_test'] [] True", f"errors, tasks, heavy imports at parse, on the asset: {line}"
+
+
+@pytest.mark.slow
+@needs_dbt
+def test_dbt_docs_hold_the_lineage_and_open_from_disk(dbt_env):
+    import json
+
+    page = dbt_run.docs(dbt_env)
+    assert page.name == "static_index.html" and page.is_file()
+    manifest = json.loads((page.parent / "manifest.json").read_text())
+    parents = manifest["nodes"]["model.safeaudit.mart_tradeoff"]["depends_on"]["nodes"]
+    assert "model.safeaudit.int_generation_flags" in parents
+    catalog = json.loads((page.parent / "catalog.json").read_text())
+    assert len(catalog["nodes"]) == len(view_defs()) and not catalog.get("errors")
+    assert "mart_tradeoff" in page.read_text()
