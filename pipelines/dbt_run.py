@@ -31,6 +31,7 @@ ROOT = DBT_DIR.parent.parent
 DBT_ENV = "SAFEAUDIT_DBT"
 DEFAULT_DBT = ROOT / ".venv-dbt" / "bin" / "dbt"
 DEFAULT_WAREHOUSE = "warehouse/safeaudit.duckdb"
+PATH_VARS = ("SAFEAUDIT_DBT_PATH", "SAFEAUDIT_DBT_SNAPSHOT")  # read by sql/dbt/profiles.yml
 
 
 class DbtMissing(RuntimeError):
@@ -56,7 +57,7 @@ def dbt_executable() -> Path:
     return exe
 
 
-def _env(**paths: Path) -> dict[str, str]:
+def _env(**paths: Path | str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",  # no network from this machine or CI
@@ -64,7 +65,8 @@ def _env(**paths: Path) -> dict[str, str]:
         DBT_PROFILES_DIR=str(DBT_DIR),
         DBT_PROJECT_DIR=str(DBT_DIR),
     )
-    env.update({k: str(v) for k, v in paths.items()})
+    # the file paths absolute: dbt runs in sql/dbt
+    env.update({k: str(Path(v).resolve()) if k in PATH_VARS else str(v) for k, v in paths.items()})
     return env
 
 

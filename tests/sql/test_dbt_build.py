@@ -199,3 +199,11 @@ def test_dbt_docs_hold_the_lineage_and_open_from_disk(dbt_env):
     catalog = json.loads((page.parent / "catalog.json").read_text())
     assert len(catalog["nodes"]) == len(view_defs()) and not catalog.get("errors")
     assert "mart_tradeoff" in page.read_text()
+
+
+def test_paths_reach_dbt_absolute(monkeypatch, tmp_path):
+    """dbt runs in sql/dbt: a warehouse path relative to the caller's folder must not change meaning."""
+    monkeypatch.chdir(tmp_path)
+    env = dbt_run._env(SAFEAUDIT_DBT_SNAPSHOT="warehouse/x.snapshot.duckdb", SAFEAUDIT_DBT_THREADS="1")
+    assert env["SAFEAUDIT_DBT_SNAPSHOT"] == str(tmp_path / "warehouse" / "x.snapshot.duckdb")
+    assert env["SAFEAUDIT_DBT_THREADS"] == "1" and env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
