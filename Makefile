@@ -44,3 +44,28 @@ dashboard: install
 
 clean:
 	rm -rf artifacts warehouse airflow_home .pytest_cache
+
+## dbt: the SQL layer as a dbt project (sql/dbt), in its own virtualenv (dbt-adapters needs protobuf < 7,
+## the main lock pins 7). The models are rendered from sql/views; tests and docs read the read snapshot.
+DBT_VENV  ?= .venv-dbt
+WAREHOUSE ?= warehouse/safeaudit.duckdb
+.PHONY: dbt-venv dbt-models dbt-test dbt-docs
+
+$(DBT_VENV)/.installed: sql/dbt/requirements.txt
+	test -x $(DBT_VENV)/bin/python || $(PYTHON) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/pip install -q --upgrade pip
+	$(DBT_VENV)/bin/pip install -q -c sql/dbt/requirements.txt -r sql/dbt/requirements.txt
+	touch $@
+
+dbt-venv: $(DBT_VENV)/.installed
+
+dbt-models: install
+	$(PY) -m pipelines.dbt_project
+
+## dbt test on the published read snapshot of $(WAREHOUSE) (attached READ_ONLY; the writer is untouched)
+dbt-test: install dbt-venv dbt-models
+	$(PY) -m pipelines.dbt_run test --warehouse $(WAREHOUSE)
+
+## dbt docs (lineage graph) from the snapshot: sql/dbt/target/static_index.html (opens from disk)
+dbt-docs: install dbt-venv dbt-models
+	$(PY) -m pipelines.dbt_run docs --warehouse $(WAREHOUSE)

@@ -1,0 +1,2 @@
+-- count: rows of a temp table.
+SELECT count(*) FROM temp.{{ tmp }}

@@ -1,0 +1,1 @@
+INSERT INTO {{ rel }} SELECT * FROM temp.{{ fresh }}

@@ -1,0 +1,1 @@
+SELECT source, n, sig, next_rowid FROM meta.table_state

@@ -1,0 +1,2 @@
+-- drop_view: a view that became a materialised table.
+DROP VIEW {{ rel }}
