@@ -30,7 +30,7 @@ audit-local: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install browser
+test: install browser dbt-venv
 	$(PY) -m pytest -q
 
 test-fast: install
@@ -43,7 +43,7 @@ dashboard: install
 	$(VENV)/bin/safeaudit dashboard
 
 clean:
-	rm -rf artifacts warehouse airflow_home .pytest_cache
+	rm -rf artifacts warehouse airflow_home .pytest_cache sql/dbt/target sql/dbt/models sql/dbt/logs
 
 ## dbt: the SQL layer as a dbt project (sql/dbt), in its own virtualenv (dbt-adapters needs protobuf < 7,
 ## the main lock pins 7). The models are rendered from sql/views; tests and docs read the read snapshot.

@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     REPO,
     interleaved,
     machine_info,
@@ -440,7 +440,7 @@ def bench_per_image(args) -> dict[str, Any]:
     for name in args.scorers:
         try:
             scorer = get_scorer(name)
-        except Exception as exc:  # noqa: BLE001 - a scorer without weights here is reported, not fatal
+        except Exception as exc:
             print(f"per-image: scorer {name} unavailable ({type(exc).__name__}: {exc})")
             continue
         variants[f"scorer:{name}"] = lambda s=scorer: s.score(inputs)

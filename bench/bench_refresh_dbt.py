@@ -77,7 +77,7 @@ def insert_load(path: Path, files: dict[str, Path]) -> float:
     for name in ("runs", "run_prompts", "generations", "scores"):
         con.register("incoming", tables[name])
         order = " ORDER BY generation_id, scorer, scorer_version, metric" if name == "scores" else ""
-        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming{order}")  # noqa: S608 - fixed names
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming{order}")
         con.unregister("incoming")
     con.commit()
     con.execute("CHECKPOINT")
@@ -110,7 +110,7 @@ def _select(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> str:
         'ELSE round("{c}", 9 - CAST(floor(log10(abs("{c}"))) AS INTEGER)) END AS "{c}"'
     )
     exprs = [sig.format(c=c) if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols]
-    return f"SELECT {', '.join(exprs)} FROM {schema}.{name}"  # noqa: S608 - names from the catalog
+    return f"SELECT {', '.join(exprs)} FROM {schema}.{name}"
 
 
 def compare(path: Path, names: list[str]) -> list[dict[str, Any]]:
@@ -120,15 +120,15 @@ def compare(path: Path, names: list[str]) -> list[dict[str, Any]]:
     try:
         for name in names:
             a, b = _select(con, "main", name), _select(con, "dbt", name)
-            n_main = con.execute(f"SELECT count(*) FROM main.{name}").fetchall()[0][0]  # noqa: S608
-            n_dbt = con.execute(f"SELECT count(*) FROM dbt.{name}").fetchall()[0][0]  # noqa: S608
-            only_main = con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall()[0][0]  # noqa: S608
-            only_dbt = con.execute(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchall()[0][0]  # noqa: S608
+            n_main = con.execute(f"SELECT count(*) FROM main.{name}").fetchall()[0][0]
+            n_dbt = con.execute(f"SELECT count(*) FROM dbt.{name}").fetchall()[0][0]
+            only_main = con.execute(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall()[0][0]
+            only_dbt = con.execute(f"SELECT count(*) FROM ({b} EXCEPT ALL {a})").fetchall()[0][0]
             differ = []
             if only_main or only_dbt:
-                for col in [r[0] for r in con.execute(f"DESCRIBE main.{name}").fetchall()]:  # noqa: S608
+                for col in [r[0] for r in con.execute(f"DESCRIBE main.{name}").fetchall()]:
                     q = f'SELECT count(*) FROM (SELECT "{col}" FROM ({a}) EXCEPT ALL SELECT "{col}" FROM ({b}))'
-                    if con.execute(q).fetchall()[0][0]:  # noqa: S608
+                    if con.execute(q).fetchall()[0][0]:
                         differ.append(col)
             out.append(
                 {

@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import interleaved, machine_info, markdown_table, write_json  # noqa: E402
+from common import interleaved, machine_info, markdown_table, write_json
 
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 DETECTION_CLASSES = [
@@ -288,7 +288,7 @@ def build_query_warehouse(
     with writer(path) as con:
         for table in ("runs", "run_prompts", "generations"):
             con.register("incoming", data[table])
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # noqa: S608 - fixed table names
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
             con.unregister("incoming")
         per = max(1, chunk // len(METRICS))
         for start in range(0, gens.num_rows, per):
@@ -561,7 +561,7 @@ def bench_query(query_wh: Path, args, info: dict[str, Any]) -> dict[str, Any]:
         tables = {d.name for d in materialized()}
         for mart in ("mart_safety", "mart_categories", "mart_overcensorship", "mart_threshold_sweep"):
             queries[f"{mart} ({'table' if mart in tables else 'view'})"] = (
-                f"SELECT * FROM {mart} WHERE run_id = ? AND rule = ?",  # noqa: S608 - fixed names
+                f"SELECT * FROM {mart} WHERE run_id = ? AND rule = ?",
                 [run_id, "nudenet_i2p"],
             )
         if args.quick:
@@ -648,7 +648,7 @@ def bench_whatif(query_wh: Path, args) -> dict[str, Any]:
         live_views(con)
         for label, tables in WHATIF_STEPS:
             for table in tables:
-                con.execute(f"DROP VIEW temp.main.{table}")  # noqa: S608 - fixed names
+                con.execute(f"DROP VIEW temp.main.{table}")
             t = time.perf_counter()
             n = len(con.execute(sql, params).fetchall())
             rows.append({"step": label, "query_s": time.perf_counter() - t, "rows": n})

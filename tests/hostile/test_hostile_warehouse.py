@@ -48,7 +48,7 @@ def table_hashes(path: Path) -> dict[str, tuple]:
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'h' ORDER BY ALL"
         ).fetchall():
             out[f"{schema}.{name}"] = con.execute(  # order-free: a sum of row hashes, and the count
-                f'SELECT count(*), coalesce(sum(hash(t)), 0) FROM h."{schema}"."{name}" t'  # noqa: S608
+                f'SELECT count(*), coalesce(sum(hash(t)), 0) FROM h."{schema}"."{name}" t'
             ).fetchall()[0]
         for schema, name, sql in con.execute(
             "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = 'h' AND NOT internal "

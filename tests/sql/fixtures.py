@@ -405,7 +405,7 @@ def _insert(con, table: str, rows: list[tuple]) -> None:
     import pyarrow as pa
 
     if rows:
-        width = len(con.execute(f"SELECT * FROM {table} LIMIT 0").description)  # noqa: S608 - our names
+        width = len(con.execute(f"SELECT * FROM {table} LIMIT 0").description)
         rows = [tuple(r) + (None,) * (width - len(r)) for r in rows]
         columns = [f"c{i}" for i in range(len(rows[0]))]
         con.from_arrow(pa.Table.from_pylist([dict(zip(columns, r, strict=True)) for r in rows])).insert_into(

@@ -40,7 +40,7 @@ def _norm(v):
 
 
 def _rows(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list:
-    rows = con.execute(f"SELECT * FROM {schema}.{name}").fetchall()  # noqa: S608 - names from our files
+    rows = con.execute(f"SELECT * FROM {schema}.{name}").fetchall()
     return sorted((tuple(_norm(v) for v in r) for r in rows), key=repr)
 
 

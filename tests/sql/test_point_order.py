@@ -29,7 +29,7 @@ MARTS = [
 @pytest.mark.parametrize(("mart", "keys", "where"), MARTS, ids=[m[0] for m in MARTS])
 @pytest.mark.parametrize("run_id", [RUN_1, RUN_2])
 def test_point_order_orders_rows_as_point_order_did(con, mart, keys, where, run_id):
-    sql = f"SELECT {keys}, {POINT}, point_order FROM {mart} WHERE run_id = ? AND {where} ORDER BY {keys}, "  # noqa: S608
+    sql = f"SELECT {keys}, {POINT}, point_order FROM {mart} WHERE run_id = ? AND {where} ORDER BY {keys}, "
     old = con.execute(sql + OLD_POINT_ORDER, [run_id]).fetchall()
     new = con.execute(sql + "point_order", [run_id]).fetchall()
     if mart != "mart_suite_tags":  # the suite marts hold rows only for suite runs
