@@ -64,8 +64,8 @@ dbt-models: install
 
 ## dbt test on the published read snapshot of $(WAREHOUSE) (attached READ_ONLY; the writer is untouched)
 dbt-test: install dbt-venv dbt-models
-	$(PY) -m pipelines.dbt_run test --warehouse $(WAREHOUSE)
+	SAFEAUDIT_DBT=$(abspath $(DBT_VENV))/bin/dbt $(PY) -m pipelines.dbt_run test --warehouse $(WAREHOUSE)
 
 ## dbt docs (lineage graph) from the snapshot: sql/dbt/target/static_index.html (opens from disk)
 dbt-docs: install dbt-venv dbt-models
-	$(PY) -m pipelines.dbt_run docs --warehouse $(WAREHOUSE)
+	SAFEAUDIT_DBT=$(abspath $(DBT_VENV))/bin/dbt $(PY) -m pipelines.dbt_run docs --warehouse $(WAREHOUSE)
