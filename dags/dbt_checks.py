@@ -34,9 +34,8 @@ WAREHOUSE = Asset("safeaudit_warehouse")
 def dbt_checks():
     @task
     def dbt_test(params=None) -> str:
-        from pipelines.orchestrate import project_path
-
         from pipelines.dbt_run import dbt_test_for_dag
+        from pipelines.tasks import project_path
 
         return dbt_test_for_dag(str(project_path(params["warehouse"])))
 

@@ -166,7 +166,7 @@ def test_the_dbt_dag_runs_after_each_load_and_parses_light(tmp_path, monkeypatch
     import subprocess
     import sys
 
-    from pipelines import orchestrate
+    from pipelines import airflow_local
 
     probe = (
         "import sys; from airflow.dag_processing.dagbag import DagBag; b = DagBag(dag_folder=sys.argv[1]); "
@@ -176,7 +176,7 @@ def test_the_dbt_dag_runs_after_each_load_and_parses_light(tmp_path, monkeypatch
     dag_file = Path(__file__).resolve().parents[2] / "dags" / "dbt_checks.py"
     out = subprocess.run(
         [sys.executable, "-c", probe, str(dag_file)],
-        env=orchestrate.airflow_env(tmp_path),
+        env=airflow_local.airflow_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
