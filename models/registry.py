@@ -36,14 +36,18 @@ def method_class(name: str) -> Any:
         target = METHODS[name]
     except KeyError:
         raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None
+    return import_target(target, f"models/registry.py: method {name!r}")
+
+
+def import_target(target: str, where: str) -> Any:
+    """The class a registry line ``"module:Class"`` names; ``RegistryError`` (one line, naming ``where``
+    and the target) when it does not import."""
     module, _, cls = target.partition(":")
     try:
         return getattr(importlib.import_module(module), cls)
     except (ImportError, AttributeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RegistryError(
-            f"models/registry.py: method {name!r} -> {target!r} does not import: {reason}"
-        ) from exc
+        raise RegistryError(f"{where} -> {target!r} does not import: {reason}") from exc
 
 
 def supports(method: str, family: str) -> bool:

@@ -10,12 +10,14 @@ analysts can sweep them after the fact.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from models.registry import RegistryError as RegistryError  # re-exported: one class for both registries
+from models.registry import import_target
 
 REGISTRY: dict[str, str] = {
     "nudenet": "pipelines.scorers.nudenet:NudeNetScorer",
@@ -70,10 +72,6 @@ class ScorerError(RuntimeError):
     """A scorer cannot run (missing weights, wrong sha256); the message is one actionable line."""
 
 
-class RegistryError(ImportError):
-    """A registry line whose target does not import: a bug in this checkout, not in the user's input."""
-
-
 class Scorer:
     """Base class: subclasses set the class attributes and implement ``score``.
 
@@ -126,14 +124,7 @@ def scorer_class(name: str) -> type[Scorer]:
         target = REGISTRY[name]
     except KeyError:
         raise ScorerError(f"unknown scorer {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
-    module, _, cls = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RegistryError(
-            f"pipelines/scorers/__init__.py: scorer {name!r} -> {target!r} does not import: {reason}"
-        ) from exc
+    return import_target(target, f"pipelines/scorers/__init__.py: scorer {name!r}")
 
 
 def get_scorer(name: str, **options: Any) -> Scorer:

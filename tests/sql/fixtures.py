@@ -54,6 +54,7 @@ fp). Validations (run 1): row_count failed, then passed; scores_in_range passed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -262,6 +263,18 @@ class FixtureWarehouse:
     path: Path
     runs: tuple[str, ...] = (RUN_1, RUN_2)
     known: dict[str, Any] = field(default_factory=lambda: KNOWN)
+
+
+def comparable(v: Any) -> Any:
+    """A cell made comparable across two builds of one table: floats to 9 decimals (NaN as None), lists and
+    structs as tuples."""
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, 9)
+    if isinstance(v, list):
+        return tuple(comparable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, comparable(x)) for k, x in v.items()))
+    return v
 
 
 def generation_id(run_id: str, point: str, prompt: str, k: int) -> str:

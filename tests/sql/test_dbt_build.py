@@ -7,7 +7,6 @@ protobuf). Without it the dbt tests skip with that reason; the DAG task's skip p
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import duckdb
@@ -16,6 +15,7 @@ import pytest
 from pipelines import dbt_project, dbt_run
 from pipelines.warehouse import META, materialized, snapshot_path, view_defs, writer
 from tests.sql.fixtures import RUN_2, build_fixture_warehouse
+from tests.sql.fixtures import comparable as _norm
 
 try:
     dbt_run.dbt_executable()
@@ -27,16 +27,6 @@ needs_dbt = pytest.mark.skipif(bool(NO_DBT), reason=NO_DBT or "dbt installed")
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _norm(v):
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 9)
-    if isinstance(v, list):
-        return tuple(_norm(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((k, _norm(x)) for k, x in v.items()))
-    return v
 
 
 def _rows(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list:

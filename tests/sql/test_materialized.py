@@ -9,7 +9,6 @@ refresh log says which path ran, so a test also fails when an incremental refres
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 from datetime import timedelta
@@ -30,18 +29,9 @@ from pipelines.warehouse import (
     writer,
 )
 from tests.sql.fixtures import RUN_1, RUN_2, T0, build_fixture_warehouse
+from tests.sql.fixtures import comparable as _norm
 
 TABLES = [d.name for d in materialized()]
-
-
-def _norm(v):
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, 9)
-    if isinstance(v, list):
-        return tuple(_norm(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((k, _norm(x)) for k, x in v.items()))
-    return v
 
 
 def _rows(con, sql: str) -> list[tuple]:
