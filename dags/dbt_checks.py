@@ -33,11 +33,12 @@ WAREHOUSE = Asset("safeaudit_warehouse")
 )
 def dbt_checks():
     @task
-    def dbt_test(params=None) -> str:
-        from pipelines.dbt_run import dbt_test_for_dag
+    def dbt_test(params=None, triggering_asset_events=None) -> str:
+        from pipelines.dbt_run import dbt_test_for_dag, warehouse_from_events
         from pipelines.tasks import project_path
 
-        return dbt_test_for_dag(str(project_path(params["warehouse"])))
+        warehouse = warehouse_from_events(triggering_asset_events, WAREHOUSE, params["warehouse"])
+        return dbt_test_for_dag(str(project_path(warehouse)))
 
     dbt_test()
 

@@ -66,10 +66,13 @@ def safety_audit():
         return generated["batch_id"]
 
     @task(outlets=[WAREHOUSE])
-    def load(run: dict, scored: list[str]):
+    def load(run: dict, scored: list[str], *, outlet_events=None):
         from pipelines.load import load_run
 
-        return load_run(run["artifacts"], run["run_id"], run["warehouse"])
+        counts = load_run(run["artifacts"], run["run_id"], run["warehouse"])
+        # which warehouse this load wrote: the consumers (dbt_checks) test that one, not a default path
+        outlet_events[WAREHOUSE].extra = {"warehouse": str(run["warehouse"]), "run_id": run["run_id"]}
+        return counts
 
     @task(retries=0)  # deterministic: a failing check must fail the run, not be retried
     def validate(run: dict, counts: dict):

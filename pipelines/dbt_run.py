@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.dbt_project import DBT_DIR, MODELS_DIR
 from pipelines.dbt_project import write as write_models
@@ -139,6 +140,20 @@ def dbt_test_task(warehouse: str | Path = DEFAULT_WAREHOUSE) -> str:
         return dbt_test_line(warehouse)
     except DbtMissing as exc:
         return f"dbt test skipped: {exc}"
+
+
+def warehouse_from_events(events: Any, asset: Any, default: str) -> str:
+    """The warehouse the newest triggering load wrote (its asset event's ``extra``), else ``default`` (a
+    manual trigger, or an event from a producer that does not say)."""
+    try:
+        seq = list(events[asset]) if events is not None else []
+    except (KeyError, TypeError):
+        seq = []
+    for event in reversed(seq):
+        path = (getattr(event, "extra", None) or {}).get("warehouse")
+        if path:
+            return str(path)
+    return default
 
 
 def dbt_test_for_dag(warehouse: str | Path) -> str:

@@ -21,3 +21,23 @@ def test_dbt_checks_task_is_skipped_with_one_line_without_dbt(airflow_home, tmp_
         states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)}
     assert states == {"dbt_test": "skipped"}, states
     assert str(dr.state) == "success"
+
+
+def test_dbt_checks_tests_the_warehouse_the_triggering_load_wrote():
+    from types import SimpleNamespace
+
+    from pipelines.dbt_run import warehouse_from_events
+
+    asset = "safeaudit_warehouse"
+    events = {
+        asset: [
+            SimpleNamespace(extra={"warehouse": "/a.duckdb"}),
+            SimpleNamespace(extra={"warehouse": "/b.duckdb"}),
+        ]
+    }
+    assert warehouse_from_events(events, asset, "default.duckdb") == "/b.duckdb"  # the newest load
+    assert (
+        warehouse_from_events({asset: [SimpleNamespace(extra={})]}, asset, "default.duckdb")
+        == "default.duckdb"
+    )
+    assert warehouse_from_events(None, asset, "default.duckdb") == "default.duckdb"  # a manual trigger

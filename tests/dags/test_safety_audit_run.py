@@ -75,6 +75,18 @@ def test_first_run_loads_exact_rows(nightly):
     assert (tag, expected) == ("2026-01-01", N_EXPECTED)
     assert status == "validated"
     assert Path(s["report"]).name == "report.md" and Path(s["report"]).exists()
+    # the load's asset event names the warehouse it wrote: dbt_checks tests that one
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == "safeaudit_warehouse")
+        ).all()
+    assert {"warehouse": conf["overrides"]["output"]["warehouse"], "run_id": s["run_id"]} in extras, extras
     for scorer in conf["overrides"]["scorers"]:
         ((n,),) = _warehouse(
             conf,
