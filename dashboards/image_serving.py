@@ -45,11 +45,14 @@ def artifact_path(uri: str | None, artifacts_root: str | Path) -> Path | None:
         path = (path if path.is_absolute() else Path.cwd() / path).resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
         return None
+    return contained_image(root, path, MAX_IMAGE_BYTES)
+
+
+def contained_image(root: Path, path: Path, max_bytes: int) -> Path | None:
+    """``path`` (resolved) if it is an image file inside ``root`` (resolved) of at most ``max_bytes``."""
     if not path.is_relative_to(root) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
         return None
-    if path.stat().st_size > MAX_IMAGE_BYTES:
-        return None
-    return path
+    return path if path.stat().st_size <= max_bytes else None
 
 
 class ServedImage(NamedTuple):

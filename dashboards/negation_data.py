@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.connection import Source, frame
-from dashboards.image_serving import IMAGE_SUFFIXES, blur_bytes
+from dashboards.image_serving import blur_bytes, contained_image
 
 MAX_MEMBER_BYTES = 8 * 1024 * 1024
 
@@ -37,8 +37,5 @@ def blurred_member(folder: str, image_file: str) -> bytes | None:
         path = (root / image_file).resolve()
     except (OSError, RuntimeError, ValueError):
         return None
-    if not path.is_relative_to(root) or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-        return None
-    if path.stat().st_size > MAX_MEMBER_BYTES:
-        return None
-    return blur_bytes(path.read_bytes())
+    path = contained_image(root, path, MAX_MEMBER_BYTES)
+    return None if path is None else blur_bytes(path.read_bytes())
